@@ -1,0 +1,524 @@
+//! The SQLite catalog: every archive (`s3_archives`), every backup run and
+//! each server attempt within it (`backup_runs`, `run_attempts`).
+//!
+//! WAL mode with a busy timeout, so `list` in a second process reads while
+//! the daemon writes. Schema changes are numbered migrations tracked with
+//! `PRAGMA user_version`. Synchronous: async code calls it through
+//! `spawn_blocking`. Nothing here ever stores a credential; error texts
+//! come from classified storage errors, which never include one.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "catalog {path} has schema version {found}, newer than this sitebackup knows ({known}); upgrade sitebackup"
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+}
+
+pub type CatalogResult<T> = Result<T, CatalogError>;
+
+/// Migrations, applied in order; `user_version` is the count applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: archives, runs, attempts.
+    r#"
+    CREATE TABLE s3_archives (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id       INTEGER,
+        site         TEXT NOT NULL,
+        server_id    INTEGER NOT NULL,
+        endpoint     TEXT NOT NULL,
+        bucket       TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        size_bytes   INTEGER NOT NULL DEFAULT 0,
+        sha256       TEXT,
+        created_at   TEXT NOT NULL,
+        completed_at TEXT,
+        status       TEXT NOT NULL CHECK (status IN ('uploading','complete','failed','deleted','missing')),
+        upload_id    TEXT,
+        error        TEXT,
+        verified_at  TEXT,
+        verify_ok    INTEGER
+    );
+    CREATE INDEX s3_archives_site ON s3_archives(site, created_at);
+    CREATE INDEX s3_archives_server ON s3_archives(endpoint, bucket, status);
+    CREATE INDEX s3_archives_key ON s3_archives(key);
+
+    CREATE TABLE backup_runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        site        TEXT NOT NULL,
+        trigger     TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('running','success','warning','failed')),
+        archive_id  INTEGER REFERENCES s3_archives(id),
+        error       TEXT,
+        warnings    TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX backup_runs_site ON backup_runs(site, started_at);
+
+    CREATE TABLE run_attempts (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id    INTEGER NOT NULL REFERENCES backup_runs(id),
+        server_id INTEGER NOT NULL,
+        endpoint  TEXT NOT NULL,
+        outcome   TEXT NOT NULL CHECK (outcome IN ('skipped','failed','succeeded')),
+        reason    TEXT NOT NULL,
+        at        TEXT NOT NULL
+    );
+    "#,
+];
+
+pub fn now_rfc3339() -> String {
+    fmt_time(Utc::now())
+}
+
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ArchiveRow {
+    pub id: i64,
+    pub site: String,
+    pub server_id: i64,
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub size_bytes: u64,
+    pub sha256: Option<String>,
+    pub created_at: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub verified_at: Option<String>,
+}
+
+/// A new archive row, written as `uploading` before the first byte goes out.
+#[derive(Debug, Clone)]
+pub struct NewArchive<'a> {
+    pub run_id: i64,
+    pub site: &'a str,
+    pub server_id: u32,
+    pub endpoint: &'a str,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub created_at: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Attempt {
+    pub server_id: u32,
+    pub endpoint: String,
+    /// `skipped`, `failed` or `succeeded`.
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub site: String,
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: String,
+    pub archive_id: Option<i64>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub attempts: Vec<Attempt>,
+}
+
+pub struct Catalog {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub site: Option<String>,
+    pub server_id: Option<u32>,
+    /// Include `deleted`, `failed` and `missing` rows.
+    pub all_statuses: bool,
+}
+
+impl Catalog {
+    /// Open (creating the state directory and file if needed) and migrate.
+    pub fn open(state_dir: &Path) -> CatalogResult<Self> {
+        std::fs::create_dir_all(state_dir).map_err(|source| CatalogError::StateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join("catalog.db");
+        let err = |source| CatalogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        migrate(&mut conn, &path)?;
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> CatalogResult<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|source| CatalogError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    pub fn start_run(&self, site: &str, trigger: &str) -> CatalogResult<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO backup_runs (site, trigger, started_at, outcome) VALUES (?1, ?2, ?3, 'running')",
+                params![site, trigger, now_rfc3339()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn record_attempt(&self, run_id: i64, attempt: &Attempt) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO run_attempts (run_id, server_id, endpoint, outcome, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run_id, attempt.server_id, attempt.endpoint, attempt.outcome, attempt.reason, now_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        outcome: &str,
+        archive_id: Option<i64>,
+        error: Option<&str>,
+        warnings: &[String],
+    ) -> CatalogResult<()> {
+        let warnings = serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into());
+        self.with(|c| {
+            c.execute(
+                "UPDATE backup_runs SET finished_at = ?2, outcome = ?3, archive_id = ?4, error = ?5, warnings = ?6 WHERE id = ?1",
+                params![run_id, now_rfc3339(), outcome, archive_id, error, warnings],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn insert_uploading(&self, a: &NewArchive<'_>) -> CatalogResult<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO s3_archives (run_id, site, server_id, endpoint, bucket, key, created_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'uploading')",
+                params![a.run_id, a.site, a.server_id, a.endpoint, a.bucket, a.key, a.created_at],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn set_upload_id(&self, id: i64, upload_id: &str) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET upload_id = ?2 WHERE id = ?1",
+                params![id, upload_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Mark `complete`: only after the server confirmed the upload.
+    pub fn mark_complete(&self, id: i64, size: u64, sha256: &str) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET status = 'complete', size_bytes = ?2, sha256 = ?3, completed_at = ?4, upload_id = NULL, error = NULL
+                 WHERE id = ?1",
+                params![id, size as i64, sha256, now_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn mark_failed(&self, id: i64, error: &str) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET status = 'failed', error = ?2, completed_at = ?3 WHERE id = ?1",
+                params![id, error, now_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Sum of `complete` archive sizes stored on a server. Servers are
+    /// identified by endpoint and bucket, so renumbering them keeps usage.
+    pub fn usage(&self, endpoint: &str, bucket: &str) -> CatalogResult<u64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(size_bytes), 0) FROM s3_archives WHERE endpoint = ?1 AND bucket = ?2 AND status = 'complete'",
+                params![endpoint, bucket],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| v.max(0) as u64)
+        })
+    }
+
+    /// Size of the site's newest complete archive.
+    pub fn last_archive_size(&self, site: &str) -> CatalogResult<Option<u64>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT size_bytes FROM s3_archives WHERE site = ?1 AND status = 'complete' ORDER BY created_at DESC, id DESC LIMIT 1",
+                params![site],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.map(|v| v.max(0) as u64))
+        })
+    }
+
+    pub fn key_exists(&self, key: &str) -> CatalogResult<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM s3_archives WHERE key = ?1 AND status IN ('uploading','complete') LIMIT 1",
+                params![key],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|v| v.is_some())
+        })
+    }
+
+    pub fn list(&self, filter: &ListFilter) -> CatalogResult<Vec<ArchiveRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at
+                 FROM s3_archives
+                 WHERE (?1 IS NULL OR site = ?1) AND (?2 IS NULL OR server_id = ?2)
+                   AND (?3 OR status IN ('complete','uploading'))
+                 ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map(params![filter.site, filter.server_id, filter.all_statuses], row_to_archive)?;
+            rows.collect()
+        })
+    }
+
+    pub fn archive(&self, id: i64) -> CatalogResult<Option<ArchiveRow>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at
+                 FROM s3_archives WHERE id = ?1",
+                params![id],
+                row_to_archive,
+            )
+            .optional()
+        })
+    }
+
+    pub fn run(&self, id: i64) -> CatalogResult<Option<RunRow>> {
+        self.with(|c| {
+            let run = c
+                .query_row(
+                    "SELECT id, site, trigger, started_at, finished_at, outcome, archive_id, error, warnings FROM backup_runs WHERE id = ?1",
+                    params![id],
+                    |r| {
+                        let warnings: String = r.get(8)?;
+                        Ok(RunRow {
+                            id: r.get(0)?,
+                            site: r.get(1)?,
+                            trigger: r.get(2)?,
+                            started_at: r.get(3)?,
+                            finished_at: r.get(4)?,
+                            outcome: r.get(5)?,
+                            archive_id: r.get(6)?,
+                            error: r.get(7)?,
+                            warnings: serde_json::from_str(&warnings).unwrap_or_default(),
+                            attempts: Vec::new(),
+                        })
+                    },
+                )
+                .optional()?;
+            let Some(mut run) = run else { return Ok(None) };
+            let mut stmt = c.prepare(
+                "SELECT server_id, endpoint, outcome, reason FROM run_attempts WHERE run_id = ?1 ORDER BY id",
+            )?;
+            run.attempts = stmt
+                .query_map(params![id], |r| {
+                    Ok(Attempt {
+                        server_id: r.get(0)?,
+                        endpoint: r.get(1)?,
+                        outcome: r.get(2)?,
+                        reason: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(run))
+        })
+    }
+}
+
+fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
+    Ok(ArchiveRow {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        server_id: r.get(2)?,
+        endpoint: r.get(3)?,
+        bucket: r.get(4)?,
+        key: r.get(5)?,
+        size_bytes: r.get::<_, i64>(6)?.max(0) as u64,
+        sha256: r.get(7)?,
+        created_at: r.get(8)?,
+        status: r.get(9)?,
+        error: r.get(10)?,
+        verified_at: r.get(11)?,
+    })
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> CatalogResult<()> {
+    let err = |source| CatalogError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err)?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(CatalogError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_archive<'a>(run_id: i64, key: &'a str, created_at: &'a str) -> NewArchive<'a> {
+        NewArchive {
+            run_id,
+            site: "blog",
+            server_id: 1,
+            endpoint: "h:1",
+            bucket: "b",
+            key,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn usage_counts_only_complete_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let run = cat.start_run("blog", "manual").unwrap();
+        let a = cat
+            .insert_uploading(&new_archive(run, "k1", "2024-01-01T00:00:00Z"))
+            .unwrap();
+        let b = cat
+            .insert_uploading(&new_archive(run, "k2", "2024-01-02T00:00:00Z"))
+            .unwrap();
+        let _c = cat
+            .insert_uploading(&new_archive(run, "k3", "2024-01-03T00:00:00Z"))
+            .unwrap();
+        assert_eq!(cat.usage("h:1", "b").unwrap(), 0);
+        cat.mark_complete(a, 1000, "aa").unwrap();
+        cat.mark_failed(b, "boom").unwrap();
+        assert_eq!(cat.usage("h:1", "b").unwrap(), 1000);
+        assert_eq!(cat.usage("h:1", "other").unwrap(), 0);
+        assert_eq!(cat.last_archive_size("blog").unwrap(), Some(1000));
+        assert!(cat.key_exists("k1").unwrap());
+        assert!(!cat.key_exists("k2").unwrap());
+    }
+
+    #[test]
+    fn reopening_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let cat = Catalog::open(dir.path()).unwrap();
+            cat.start_run("blog", "manual").unwrap();
+        }
+        let cat = Catalog::open(dir.path()).unwrap();
+        assert!(cat.run(1).unwrap().is_some());
+        let version: i64 = cat
+            .with(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_second_connection_reads_while_a_write_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Catalog::open(dir.path()).unwrap();
+        let run = writer.start_run("blog", "manual").unwrap();
+        writer
+            .insert_uploading(&new_archive(run, "k1", "2024-01-01T00:00:00Z"))
+            .unwrap();
+        // Hold a write transaction open on the writer.
+        writer
+            .with(|c| c.execute_batch("BEGIN IMMEDIATE; UPDATE s3_archives SET size_bytes = 5;"))
+            .unwrap();
+        let reader = Catalog::open(dir.path()).unwrap();
+        let rows = reader.list(&ListFilter::default()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].size_bytes, 0, "reader sees the last committed state");
+        writer.with(|c| c.execute_batch("COMMIT;")).unwrap();
+        assert_eq!(reader.list(&ListFilter::default()).unwrap()[0].size_bytes, 5);
+    }
+
+    #[test]
+    fn runs_keep_attempts_and_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let run = cat.start_run("blog", "manual").unwrap();
+        cat.record_attempt(
+            run,
+            &Attempt {
+                server_id: 1,
+                endpoint: "h:1".into(),
+                outcome: "skipped".into(),
+                reason: "no room".into(),
+            },
+        )
+        .unwrap();
+        cat.finish_run(run, "warning", None, None, &["file vanished".into()])
+            .unwrap();
+        let row = cat.run(run).unwrap().unwrap();
+        assert_eq!(row.outcome, "warning");
+        assert_eq!(row.warnings, vec!["file vanished".to_string()]);
+        assert_eq!(row.attempts[0].reason, "no room");
+    }
+}

@@ -1,0 +1,112 @@
+//! Command-line types (clap). No logic here.
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sitebackup",
+    version,
+    about = "Streamed, failover-aware backups of web sites to S3-compatible storage"
+)]
+pub struct Cli {
+    /// TOML configuration file [default: $SITEBACKUP_CONFIG, else /etc/sitebackup/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// dotenv file loaded into the environment first [default: ./.env if present]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// One JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only warnings and errors in the log
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler until SIGTERM (systemd ExecStart)
+    Daemon,
+    /// Back up now; exit 1 if any site failed
+    Backup(BackupArgs),
+    /// Archives in the catalog
+    List(ListArgs),
+    /// Fetch an archive, verify its checksum, extract it safely
+    Restore(RestoreArgs),
+    /// Download archives and check checksum and readability
+    Verify(VerifyArgs),
+    /// Apply retention
+    Prune(PruneArgs),
+    /// Compare the catalog with bucket listings
+    Reconcile(ReconcileArgs),
+    /// Connectivity and usage of every configured server
+    Servers,
+    /// Configuration commands
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print it with secrets redacted
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Sites to back up (names from the config)
+    pub sites: Vec<String>,
+    /// Back up every configured site
+    #[arg(long, conflicts_with = "sites")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub site: Option<String>,
+    #[arg(long)]
+    pub server: Option<u32>,
+    /// Also show failed, deleted and missing archives
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Catalog id or object key
+    pub archive: String,
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    #[arg(long)]
+    pub with_db: bool,
+    #[arg(long, requires = "with_db")]
+    pub db_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub archives: Vec<String>,
+    #[arg(long, conflicts_with = "archives")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[arg(long)]
+    pub site: Option<String>,
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[arg(long)]
+    pub dry_run: bool,
+}

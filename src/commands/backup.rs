@@ -1,0 +1,162 @@
+//! `backup [SITE...] [--all]`: run [`BackupJob`]s now, one site at a time.
+
+use crate::catalog::Catalog;
+use crate::cli::BackupArgs;
+use crate::config::{Config, ConfigError, Problem};
+use crate::pipeline::{BackupJob, BackupReport, Outcome, Progress};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Result<u8> {
+    let sites = select_sites(config, args)?;
+    let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    let config = Arc::new(config.clone());
+    let cancel = CancellationToken::new();
+    let interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("Interrupted: aborting the running upload.");
+            interrupt.cancel();
+        }
+    });
+
+    let show_bar = !json && std::io::stderr().is_terminal();
+    let mut reports = Vec::new();
+    for site in sites {
+        let progress = Arc::new(Progress::default());
+        let bar = show_bar.then(|| progress_bar(&site.name, progress.clone()));
+        let job = BackupJob {
+            config: config.clone(),
+            site,
+            catalog: catalog.clone(),
+            trigger: "manual",
+            progress,
+            cancel: cancel.clone(),
+        };
+        let report = job.run().await;
+        if let Some((bar, ticker)) = bar {
+            ticker.abort();
+            bar.finish_and_clear();
+        }
+        if !json {
+            print_summary(&report);
+        }
+        reports.push(report);
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "results": reports }))?
+        );
+    }
+    let failed = reports.iter().any(|r| r.outcome == Outcome::Failed);
+    Ok(if failed { crate::EXIT_FAILED } else { 0 })
+}
+
+fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, ConfigError> {
+    if args.all {
+        if config.sites.is_empty() {
+            return Err(ConfigError::Invalid(vec![Problem {
+                key: "sites".into(),
+                env: None,
+                message: "no [[sites]] are configured".into(),
+            }]));
+        }
+        return Ok(config.sites.clone());
+    }
+    if args.sites.is_empty() {
+        return Err(ConfigError::Invalid(vec![Problem {
+            key: "sites".into(),
+            env: None,
+            message: "name the sites to back up, or pass --all".into(),
+        }]));
+    }
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    for name in &args.sites {
+        match config.site(name) {
+            Some(s) => out.push(s.clone()),
+            None => problems.push(Problem {
+                key: "sites".into(),
+                env: None,
+                message: format!(
+                    "no site named {name:?} is configured (known: {})",
+                    config
+                        .sites
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+fn progress_bar(site: &str, progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} read, {msg} uploaded ({bytes_per_sec}, ETA {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(site.to_string());
+    let b = bar.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            b.set_length(progress.total.load(Ordering::Relaxed));
+            b.set_position(progress.read.load(Ordering::Relaxed));
+            b.set_message(indicatif::HumanBytes(progress.uploaded.load(Ordering::Relaxed)).to_string());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    (bar, ticker)
+}
+
+fn print_summary(r: &BackupReport) {
+    match (&r.archive, r.outcome) {
+        (Some(a), outcome) => {
+            println!(
+                "{}: {} on {} key={} size={} sha256={} duration={:.1}s",
+                r.site,
+                if outcome == Outcome::Warning {
+                    "stored with warnings"
+                } else {
+                    "stored"
+                },
+                a.server,
+                a.key,
+                super::mb(a.size_bytes),
+                a.sha256,
+                r.duration_secs
+            );
+            for w in &r.warnings {
+                println!("  warning: {w}");
+            }
+        }
+        (None, _) => {
+            println!(
+                "{}: FAILED after {:.1}s: {}",
+                r.site,
+                r.duration_secs,
+                r.error.as_deref().unwrap_or("unknown error")
+            );
+            for a in &r.attempts {
+                println!("  server {} ({}): {}: {}", a.server_id, a.endpoint, a.outcome, a.reason);
+            }
+        }
+    }
+}

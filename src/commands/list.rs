@@ -1,0 +1,71 @@
+//! `list`: archives in the catalog.
+
+use crate::catalog::{Catalog, ListFilter};
+use crate::cli::ListArgs;
+use crate::config::Config;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct ListEntry<'a> {
+    id: i64,
+    site: &'a str,
+    server_id: i64,
+    endpoint: &'a str,
+    bucket: &'a str,
+    key: &'a str,
+    size_bytes: u64,
+    sha256: Option<&'a str>,
+    created_at: &'a str,
+    status: &'a str,
+    verified_at: Option<&'a str>,
+}
+
+pub fn run(config: &Config, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
+    let catalog = Catalog::open(&config.state_dir)?;
+    let rows = catalog.list(&ListFilter {
+        site: args.site.clone(),
+        server_id: args.server,
+        all_statuses: args.all,
+    })?;
+    if json {
+        let entries: Vec<ListEntry<'_>> = rows
+            .iter()
+            .map(|r| ListEntry {
+                id: r.id,
+                site: &r.site,
+                server_id: r.server_id,
+                endpoint: &r.endpoint,
+                bucket: &r.bucket,
+                key: &r.key,
+                size_bytes: r.size_bytes,
+                sha256: r.sha256.as_deref(),
+                created_at: &r.created_at,
+                status: &r.status,
+                verified_at: r.verified_at.as_deref(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("No archives in the catalog.");
+        return Ok(0);
+    }
+    println!(
+        "{:>5}  {:<20}  {:>6}  {:<9}  {:>12}  {:<20}  KEY",
+        "ID", "SITE", "SERVER", "STATUS", "SIZE", "CREATED"
+    );
+    for r in &rows {
+        println!(
+            "{:>5}  {:<20}  {:>6}  {:<9}  {:>12}  {:<20}  {}",
+            r.id,
+            r.site,
+            r.server_id,
+            r.status,
+            super::mb(r.size_bytes),
+            r.created_at,
+            r.key
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,69 @@
+//! One file per subcommand: thin glue over the library. Each returns the
+//! process exit code; errors are printed here with their whole chain.
+
+mod backup;
+mod config_check;
+mod list;
+mod servers;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::config::{self, Config, ConfigError, LoadOptions};
+use crate::{EXIT_CONFIG, EXIT_FAILED};
+
+/// Run a parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let opts = LoadOptions {
+        config_path: cli.config.clone(),
+        env_file: cli.env_file.clone(),
+    };
+    let loaded = config::load(&opts);
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        return config_check::run(loaded, cli.json);
+    }
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => return report_config_error(&e, cli.json),
+    };
+    let result = match &cli.command {
+        Command::Servers => servers::run(&config, cli.json).await,
+        Command::List(args) => list::run(&config, args, cli.json),
+        Command::Backup(args) => backup::run(&config, args, cli.json).await,
+        Command::Config(_) => unreachable!("handled above"),
+        Command::Daemon | Command::Restore(_) | Command::Verify(_) | Command::Prune(_) | Command::Reconcile(_) => {
+            Err(anyhow::anyhow!(
+                "this command is not available in sitebackup {} yet",
+                env!("CARGO_PKG_VERSION")
+            ))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<ConfigError>() {
+                return report_config_error(ce, cli.json);
+            }
+            tracing::error!("{e:#}");
+            if cli.json {
+                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            }
+            EXIT_FAILED
+        }
+    }
+}
+
+pub(crate) fn report_config_error(e: &ConfigError, json: bool) -> u8 {
+    if json {
+        println!("{}", serde_json::json!({ "valid": false, "problems": e.problems() }));
+    }
+    eprintln!("error: {e}");
+    EXIT_CONFIG
+}
+
+/// The prefix under which this host's archives live on every server.
+pub(crate) fn host_prefix(config: &Config) -> String {
+    format!("{}/", config.host_id)
+}
+
+pub(crate) fn mb(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}

@@ -1,0 +1,78 @@
+//! `servers`: check every configured server live and show its usage.
+
+use super::{host_prefix, mb};
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::storage;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+struct ServerReport {
+    id: u32,
+    name: String,
+    endpoint: String,
+    bucket: String,
+    usage_bytes: u64,
+    limit_bytes: u64,
+    ok: bool,
+    status: &'static str,
+    error: Option<String>,
+}
+
+pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
+    let catalog = Catalog::open(&config.state_dir)?;
+    let prefix = host_prefix(config);
+    let checks = config.servers.iter().map(|server| {
+        let prefix = prefix.clone();
+        async move {
+            match storage::open(server) {
+                Ok(store) => store.check(&prefix).await,
+                Err(e) => Err(e),
+            }
+        }
+    });
+    let results = futures::future::join_all(checks).await;
+    let mut reports = Vec::new();
+    for (server, result) in config.servers.iter().zip(results) {
+        let usage_bytes = catalog.usage(&server.endpoint_label(), &server.bucket_label())?;
+        let (ok, status, error) = match result {
+            Ok(()) => (true, "ok", None),
+            Err(e) => (false, e.kind(), Some(e.to_string())),
+        };
+        reports.push(ServerReport {
+            id: server.id,
+            name: server.to_string(),
+            endpoint: server.endpoint_label(),
+            bucket: server.bucket_label(),
+            usage_bytes,
+            limit_bytes: server.storage_limit_bytes,
+            ok,
+            status,
+            error,
+        });
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    if json {
+        println!("{}", serde_json::json!({ "servers": reports }));
+    } else {
+        println!("Configured S3 servers: {}", reports.len());
+        for r in &reports {
+            println!("  - {}", r.name);
+            let pct = if r.limit_bytes > 0 {
+                r.usage_bytes as f64 * 100.0 / r.limit_bytes as f64
+            } else {
+                0.0
+            };
+            println!(
+                "    Usage: {} (limit {:.2} GB, {pct:.1}% used)",
+                mb(r.usage_bytes),
+                r.limit_bytes as f64 / 1e9
+            );
+            match &r.error {
+                None => println!("    Status: OK (reachable, credentials valid, bucket exists)"),
+                Some(e) => println!("    Status: FAILED ({}): {e}", r.status),
+            }
+        }
+    }
+    Ok(if failed > 0 { crate::EXIT_FAILED } else { 0 })
+}

@@ -1,0 +1,86 @@
+//! Serde mirror of the TOML file. Nothing here is validated; see `super::load`.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub host_id: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub upload: RawUpload,
+    #[serde(default)]
+    pub servers: Vec<RawServer>,
+    #[serde(default)]
+    pub sites: Vec<RawSite>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpload {
+    pub part_size_mb: Option<u64>,
+    pub concurrency: Option<usize>,
+    pub queue_depth: Option<usize>,
+    pub zstd_level: Option<i32>,
+    pub zstd_threads: Option<u32>,
+    pub part_retries: Option<u32>,
+    pub size_margin_percent: Option<u64>,
+}
+
+/// One storage server. The same fields as `S3_SERVER_N_*`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub id: Option<i64>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    pub access_key: Option<String>,
+    pub access_key_file: Option<PathBuf>,
+    pub secret_key: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+    pub storage_limit_gb: Option<f64>,
+    pub path_style: Option<bool>,
+    /// Directory of a `type = "local"` server.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub name: Option<String>,
+    pub path: Option<PathBuf>,
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub database: Option<RawDatabase>,
+    pub retention: Option<RawRetention>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub enabled: Option<bool>,
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<String>,
+}

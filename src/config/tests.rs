@@ -1,0 +1,204 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn s3_env(id: u32, bucket: &str) -> Vec<(String, String)> {
+    vec![
+        (format!("S3_SERVER_{id}_ENDPOINT"), "s3.example.com".into()),
+        (format!("S3_SERVER_{id}_REGION"), "eu-west-3".into()),
+        (format!("S3_SERVER_{id}_ACCESS_KEY"), format!("AKIA{id}EXAMPLEKEY")),
+        (
+            format!("S3_SERVER_{id}_SECRET_KEY"),
+            format!("SECRET-{id}-do-not-print"),
+        ),
+        (format!("S3_SERVER_{id}_BUCKET"), bucket.into()),
+    ]
+}
+
+fn env_of(servers: &[(u32, &str)]) -> BTreeMap<String, String> {
+    servers.iter().flat_map(|(id, b)| s3_env(*id, b)).collect()
+}
+
+fn toml(text: &str) -> RawConfig {
+    ::config::Config::builder()
+        .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .unwrap()
+}
+
+fn with_host(mut e: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    e.insert("SITEBACKUP_HOST_ID".into(), "test-host".into());
+    e
+}
+
+#[test]
+fn env_servers_sort_numerically_with_gaps() {
+    let cfg = build(
+        RawConfig::default(),
+        &with_host(env_of(&[(10, "ten"), (2, "two"), (1, "one"), (7, "seven")])),
+    )
+    .unwrap();
+    let ids: Vec<u32> = cfg.servers.iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![1, 2, 7, 10]);
+}
+
+#[test]
+fn storage_limit_defaults_to_100_gb_and_takes_decimals() {
+    let mut e = env_of(&[(1, "one"), (2, "two")]);
+    e.insert("S3_SERVER_2_STORAGE_LIMIT_GB".into(), "0.5".into());
+    let cfg = build(RawConfig::default(), &with_host(e)).unwrap();
+    assert_eq!(cfg.servers[0].storage_limit_bytes, 100_000_000_000);
+    assert_eq!(cfg.servers[1].storage_limit_bytes, 500_000_000);
+}
+
+#[test]
+fn env_wins_per_field_over_toml() {
+    let raw = toml(
+        r#"
+        [[servers]]
+        id = 3
+        endpoint = "toml.example.com"
+        region = "toml-region"
+        bucket = "toml-bucket"
+        access_key = "TOMLACCESSKEY1"
+        secret_key = "toml-secret"
+        storage_limit_gb = 2.5
+        "#,
+    );
+    let e = env(&[
+        ("S3_SERVER_3_BUCKET", "env-bucket"),
+        ("S3_SERVER_3_SECRET_KEY", "env-secret"),
+    ]);
+    let cfg = build(raw, &with_host(e)).unwrap();
+    let ServerKind::S3(s) = &cfg.servers[0].kind else {
+        panic!("expected s3")
+    };
+    assert_eq!(s.bucket, "env-bucket");
+    assert_eq!(s.region, "toml-region");
+    assert_eq!(s.endpoint.display(), "toml.example.com");
+    assert_eq!(s.secret_key.expose(), "env-secret");
+    assert_eq!(cfg.servers[0].storage_limit_bytes, 2_500_000_000);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_key_and_env() {
+    let mut e = env_of(&[(1, "one"), (2, "two")]);
+    e.remove("S3_SERVER_2_BUCKET");
+    e.insert("S3_SERVER_1_STORAGE_LIMIT_GB".into(), "lots".into());
+    let raw = toml(
+        r#"
+        [[sites]]
+        name = "blog"
+        path = "/"
+        schedule = "every day"
+        "#,
+    );
+    let err = build(raw, &with_host(e)).unwrap_err();
+    let problems = err.problems();
+    let text = err.to_string();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.env.as_deref() == Some("S3_SERVER_2_BUCKET") && p.key == "servers[id=2].bucket"),
+        "{text}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.env.as_deref() == Some("S3_SERVER_1_STORAGE_LIMIT_GB")),
+        "{text}"
+    );
+    assert!(problems.iter().any(|p| p.key == "sites[blog].schedule"), "{text}");
+    assert!(!text.contains("do-not-print"), "{text}");
+}
+
+#[test]
+fn unknown_env_fields_are_problems() {
+    let mut e = env_of(&[(1, "one")]);
+    e.insert("S3_SERVER_1_BUCKT".into(), "typo".into());
+    let err = build(RawConfig::default(), &with_host(e)).unwrap_err();
+    assert!(err.to_string().contains("S3_SERVER_1_BUCKT"), "{err}");
+}
+
+#[test]
+fn non_aws_endpoints_default_to_path_style() {
+    let mut e = env_of(&[(1, "one"), (2, "two")]);
+    e.insert("S3_SERVER_2_ENDPOINT".into(), "s3.amazonaws.com".into());
+    let cfg = build(RawConfig::default(), &with_host(e)).unwrap();
+    let styles: Vec<bool> = cfg
+        .servers
+        .iter()
+        .map(|s| match &s.kind {
+            ServerKind::S3(s) => s.path_style,
+            ServerKind::Local { .. } => unreachable!(),
+        })
+        .collect();
+    assert_eq!(styles, vec![true, false]);
+}
+
+#[test]
+fn world_readable_secret_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "file-secret-value\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut e = env_of(&[(1, "one")]);
+    e.remove("S3_SERVER_1_SECRET_KEY");
+    e.insert("S3_SERVER_1_SECRET_KEY_FILE".into(), file.display().to_string());
+    let err = build(RawConfig::default(), &with_host(e.clone())).unwrap_err();
+    assert!(err.to_string().contains("world-readable"), "{err}");
+    assert!(err.to_string().contains("S3_SERVER_1_SECRET_KEY_FILE"), "{err}");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = build(RawConfig::default(), &with_host(e)).unwrap();
+    let ServerKind::S3(s) = &cfg.servers[0].kind else {
+        panic!()
+    };
+    assert_eq!(s.secret_key.expose(), "file-secret-value");
+}
+
+#[test]
+fn redacted_config_holds_no_secret() {
+    let cfg = build(RawConfig::default(), &with_host(env_of(&[(1, "one"), (4, "four")]))).unwrap();
+    let json = serde_json::to_string(&cfg.redacted()).unwrap();
+    let debug = format!("{cfg:?}");
+    for text in [&json, &debug] {
+        assert!(!text.contains("do-not-print"), "{text}");
+        assert!(!text.contains("AKIA1EXAMPLEKEY"), "{text}");
+    }
+    assert!(json.contains("AKIA…"));
+}
+
+#[test]
+fn local_server_needs_an_absolute_path() {
+    let e = env(&[("S3_SERVER_1_TYPE", "local"), ("S3_SERVER_1_PATH", "relative/dir")]);
+    let err = build(RawConfig::default(), &with_host(e)).unwrap_err();
+    assert!(err.to_string().contains("S3_SERVER_1_PATH"), "{err}");
+    let e = env(&[("S3_SERVER_1_TYPE", "local"), ("S3_SERVER_1_PATH", "/srv/backups")]);
+    let cfg = build(RawConfig::default(), &with_host(e)).unwrap();
+    assert!(matches!(cfg.servers[0].kind, ServerKind::Local { .. }));
+    assert_eq!(cfg.servers[0].to_string(), "LocalServer(1: /srv/backups)");
+}
+
+#[test]
+fn example_config_parses() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
+    let raw = toml(&text);
+    assert!(!raw.servers.is_empty());
+    assert!(!raw.sites.is_empty());
+    // Every site schedule in the example is valid cron.
+    for s in &raw.sites {
+        parse_schedule(s.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE)).unwrap();
+    }
+}
+
+#[test]
+fn schedules_need_six_fields() {
+    assert!(parse_schedule("0 30 8 * * *").is_ok());
+    assert!(parse_schedule("30 8 * * *").is_err());
+    assert!(parse_schedule("0 61 8 * * *").is_err());
+}

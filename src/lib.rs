@@ -1,0 +1,35 @@
+//! sitebackup: streamed, failover-aware backups of web sites to
+//! S3-compatible storage.
+//!
+//! Data flow of one backup ([`pipeline::BackupJob`]): a blocking thread walks
+//! the site and writes a tar stream (`files/…`, then `manifest.json`) into a
+//! zstd encoder, whose output is hashed (SHA-256) and cut into parts. Parts
+//! cross into async code through a bounded channel, and up to K of them are
+//! uploaded at once as an S3 multipart upload ([`storage`]). Memory is thus
+//! bounded by `part_size × (queue depth + uploads in flight)`.
+//!
+//! Servers are tried in order of their number. A server is skipped when its
+//! catalog usage plus the archive estimate exceeds its limit; the limit is
+//! also enforced while uploading. On a failure the multipart upload is
+//! aborted and the archive is streamed again, from the source, to the next
+//! server. Every archive and every attempt is recorded in the SQLite
+//! [`catalog`]; a row becomes `complete` only after the server confirmed the
+//! upload.
+//!
+//! [`config`] turns TOML + environment into a validated [`config::Config`]
+//! and is the only module that knows env var names.
+
+pub mod archive;
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod lock;
+pub mod pipeline;
+pub mod storage;
+pub mod telemetry;
+
+/// Exit status for a failed job.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status for a usage or configuration error.
+pub const EXIT_CONFIG: u8 = 2;

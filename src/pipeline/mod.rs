@@ -1,0 +1,592 @@
+//! One [`BackupJob`], shared by `sitebackup backup` and the daemon.
+//!
+//! For each site: take the site lock, open a run, then try the servers in
+//! order. A server is skipped when `usage + estimate > limit`. Otherwise the
+//! archive is streamed to it: a blocking thread writes tar → zstd → SHA-256 →
+//! parts into a bounded channel; up to `concurrency` parts upload at once.
+//! The limit is enforced again as bytes go out. On failure the multipart
+//! upload is aborted, the row marked `failed`, and the archive is streamed
+//! again **from the source** to the next server: no local spool, so no disk
+//! space is needed, at the cost of reading the site once more per failover.
+
+mod plan;
+
+pub use plan::{Skip, estimate_bytes, part_size_for, room_check};
+
+use crate::archive::{self, ArchiveSpec, HashingWriter, PartSink};
+use crate::catalog::{Attempt, Catalog, NewArchive};
+use crate::config::{Config, ServerConfig, SiteConfig};
+use crate::lock::SiteLock;
+use crate::storage::{self, CompletedPart, ErrorClass, ObjectStore, StorageError};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Source bytes expected (sum of file sizes).
+    pub total: AtomicU64,
+    /// Source bytes read so far in the current attempt.
+    pub read: AtomicU64,
+    /// Compressed bytes confirmed by the server in the current attempt.
+    pub uploaded: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Warning,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Warning => "warning",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveDone {
+    pub id: i64,
+    pub server_id: u32,
+    pub server: String,
+    pub key: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// The outcome of one site's backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub site: String,
+    pub run_id: Option<i64>,
+    pub outcome: Outcome,
+    pub archive: Option<ArchiveDone>,
+    pub attempts: Vec<Attempt>,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    pub duration_secs: f64,
+}
+
+/// Everything one backup needs. Cheap to build per run.
+pub struct BackupJob {
+    pub config: Arc<Config>,
+    pub site: SiteConfig,
+    pub catalog: Arc<Catalog>,
+    pub trigger: &'static str,
+    pub progress: Arc<Progress>,
+    pub cancel: CancellationToken,
+}
+
+/// Why one server's attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("archive stream failed: {0}")]
+    Source(std::io::Error),
+    #[error("catalog: {0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(
+        "Not enough space on {server}: usage {usage} + {sent} bytes uploaded would exceed the limit of {limit} bytes"
+    )]
+    LimitCrossed {
+        server: String,
+        usage: u64,
+        sent: u64,
+        limit: u64,
+    },
+    #[error("cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AttemptError {
+    /// Does trying the next server make sense?
+    fn next_server(&self) -> bool {
+        match self {
+            AttemptError::Storage(e) => e.class() != ErrorClass::Fatal,
+            AttemptError::LimitCrossed { .. } => true,
+            AttemptError::Source(_)
+            | AttemptError::Catalog(_)
+            | AttemptError::Cancelled
+            | AttemptError::Internal(_) => false,
+        }
+    }
+}
+
+impl BackupJob {
+    /// Run the backup to completion. Never panics on I/O problems: every
+    /// failure ends up in the report and the runs table.
+    pub async fn run(self) -> BackupReport {
+        let started = Instant::now();
+        let site = self.site.name.clone();
+        let mut report = BackupReport {
+            site: site.clone(),
+            run_id: None,
+            outcome: Outcome::Failed,
+            archive: None,
+            attempts: Vec::new(),
+            warnings: Vec::new(),
+            error: None,
+            duration_secs: 0.0,
+        };
+        let lock = match SiteLock::try_acquire(&self.config.state_dir, &site) {
+            Ok(l) => l,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        let result = self.run_locked(&mut report).await;
+        drop(lock);
+        if let Err(e) = result {
+            report.outcome = Outcome::Failed;
+            report.error = Some(e);
+        }
+        if let Some(run_id) = report.run_id {
+            let cat = self.catalog.clone();
+            let (outcome, archive_id, error, warnings) = (
+                report.outcome.as_str(),
+                report.archive.as_ref().map(|a| a.id),
+                report.error.clone(),
+                report.warnings.clone(),
+            );
+            let res = tokio::task::spawn_blocking(move || {
+                cat.finish_run(run_id, outcome, archive_id, error.as_deref(), &warnings)
+            })
+            .await;
+            if !matches!(res, Ok(Ok(()))) {
+                warn!(site = %site, "Could not record the end of the run in the catalog.");
+            }
+        }
+        report.duration_secs = started.elapsed().as_secs_f64();
+        report
+    }
+
+    async fn run_locked(&self, report: &mut BackupReport) -> Result<(), String> {
+        let site = &self.site;
+        let cat = self.catalog.clone();
+        let name = site.name.clone();
+        let trigger = self.trigger;
+        let run_id = blocking(move || cat.start_run(&name, trigger)).await?;
+        report.run_id = Some(run_id);
+
+        let (root, exclude) = (site.path.clone(), site.exclude_set.clone());
+        let source_bytes = tokio::task::spawn_blocking(move || archive::source_size(&root, &exclude))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.progress.total.store(source_bytes, Ordering::Relaxed);
+        let cat = self.catalog.clone();
+        let name = site.name.clone();
+        let last = blocking(move || cat.last_archive_size(&name)).await?;
+        let estimate = estimate_bytes(last, source_bytes, self.config.upload.size_margin_percent);
+        info!(site = %site.name, source_bytes, estimate, "Backup started.");
+
+        let mut failures = Vec::new();
+        for server in &self.config.servers {
+            if self.cancel.is_cancelled() {
+                return Err("cancelled before an upload could finish".into());
+            }
+            let cat = self.catalog.clone();
+            let (ep, b) = (server.endpoint_label(), server.bucket_label());
+            let usage = blocking(move || cat.usage(&ep, &b)).await?;
+            if let Err(skip) = room_check(usage, estimate, server.storage_limit_bytes) {
+                let reason = skip.to_string();
+                info!(site = %site.name, server = server.id, "Skipping server: {reason}.");
+                self.attempt(report, run_id, server, "skipped", &reason).await?;
+                failures.push(format!("server {}: {reason}", server.id));
+                continue;
+            }
+            let store = match storage::open(server) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.attempt(report, run_id, server, "failed", &e.to_string()).await?;
+                    failures.push(e.to_string());
+                    continue;
+                }
+            };
+            match self.attempt_upload(run_id, server, store, usage, estimate).await {
+                Ok((done, stats)) => {
+                    self.attempt(report, run_id, server, "succeeded", &format!("stored {}", done.key))
+                        .await?;
+                    info!(
+                        site = %site.name, server = server.id, key = %done.key, bytes = done.size_bytes,
+                        "Upload finished."
+                    );
+                    report.warnings = stats.warnings;
+                    report.outcome = if report.warnings.is_empty() {
+                        Outcome::Success
+                    } else {
+                        Outcome::Warning
+                    };
+                    report.archive = Some(done);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.attempt(report, run_id, server, "failed", &msg).await?;
+                    if !e.next_server() {
+                        return Err(msg);
+                    }
+                    warn!(site = %site.name, server = server.id, "Upload failed, trying the next server: {msg}");
+                    failures.push(msg);
+                }
+            }
+        }
+        Err(if failures.is_empty() {
+            "No S3 servers configured".to_string()
+        } else {
+            format!("every server failed: {}", failures.join("; "))
+        })
+    }
+
+    async fn attempt(
+        &self,
+        report: &mut BackupReport,
+        run_id: i64,
+        server: &ServerConfig,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), String> {
+        let attempt = Attempt {
+            server_id: server.id,
+            endpoint: server.location(),
+            outcome: outcome.to_string(),
+            reason: reason.to_string(),
+        };
+        report.attempts.push(attempt.clone());
+        let cat = self.catalog.clone();
+        blocking(move || cat.record_attempt(run_id, &attempt)).await
+    }
+
+    /// Stream the archive to one server. On any error the multipart upload
+    /// is aborted and the row marked failed before returning.
+    async fn attempt_upload(
+        &self,
+        run_id: i64,
+        server: &ServerConfig,
+        store: Arc<dyn ObjectStore>,
+        usage: u64,
+        estimate: u64,
+    ) -> Result<(ArchiveDone, archive::ArchiveStats), AttemptError> {
+        let now = Utc::now();
+        let key = self.unique_key(now).await?;
+        let created_at = crate::catalog::fmt_time(now);
+        let cat = self.catalog.clone();
+        let (site, ep, bucket, k, c) = (
+            self.site.name.clone(),
+            server.endpoint_label(),
+            server.bucket_label(),
+            key.clone(),
+            created_at.clone(),
+        );
+        let sid = server.id;
+        let row_id = blocking_attempt(move || {
+            cat.insert_uploading(&NewArchive {
+                run_id,
+                site: &site,
+                server_id: sid,
+                endpoint: &ep,
+                bucket: &bucket,
+                key: &k,
+                created_at: &c,
+            })
+        })
+        .await?;
+
+        let mut upload_id = None;
+        let result = self
+            .stream_to(
+                server,
+                &store,
+                &key,
+                &created_at,
+                usage,
+                estimate,
+                row_id,
+                &mut upload_id,
+            )
+            .await;
+        match result {
+            Ok((size, sha256, stats)) => Ok((
+                ArchiveDone {
+                    id: row_id,
+                    server_id: server.id,
+                    server: server.to_string(),
+                    key,
+                    size_bytes: size,
+                    sha256,
+                },
+                stats,
+            )),
+            Err(e) => {
+                if let Some(id) = &upload_id {
+                    abort_with_retries(store.as_ref(), &key, id).await;
+                }
+                let cat = self.catalog.clone();
+                let msg = e.to_string();
+                let _ = blocking_attempt(move || cat.mark_failed(row_id, &msg)).await;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_to(
+        &self,
+        server: &ServerConfig,
+        store: &Arc<dyn ObjectStore>,
+        key: &str,
+        created_at: &str,
+        usage: u64,
+        estimate: u64,
+        row_id: i64,
+        upload_id_out: &mut Option<String>,
+    ) -> Result<(u64, String, archive::ArchiveStats), AttemptError> {
+        let upload = &self.config.upload;
+        let metadata: BTreeMap<String, String> = [
+            ("site", self.site.name.clone()),
+            ("host", self.config.host_id.clone()),
+            ("tool-version", format!("sitebackup/{}", env!("CARGO_PKG_VERSION"))),
+            ("created-at", created_at.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let upload_id = with_retries(upload.part_retries, || store.create_multipart(key, &metadata)).await?;
+        *upload_id_out = Some(upload_id.clone());
+        let cat = self.catalog.clone();
+        let uid = upload_id.clone();
+        blocking_attempt(move || cat.set_upload_id(row_id, &uid)).await?;
+
+        self.progress.read.store(0, Ordering::Relaxed);
+        self.progress.uploaded.store(0, Ordering::Relaxed);
+        let part_size = part_size_for(estimate, upload.part_size);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(upload.queue_depth);
+        let spec = ArchiveSpec {
+            site: self.site.name.clone(),
+            host_id: self.config.host_id.clone(),
+            root: self.site.path.clone(),
+            exclude: self.site.exclude_set.clone(),
+            created_at: created_at.to_string(),
+            zstd_level: upload.zstd_level,
+            zstd_threads: upload.zstd_threads,
+        };
+        let progress = self.progress.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            let read = Arc::new(AtomicU64::new(0));
+            let reader_progress = read.clone();
+            let sink = HashingWriter::new(PartSink::new(tx, part_size as usize));
+            let result = archive::write_archive(&spec, sink, &reader_progress);
+            progress.read.store(read.load(Ordering::Relaxed), Ordering::Relaxed);
+            let (stats, sink) = result?;
+            let (sink, sha, size) = sink.finish();
+            sink.finish()?;
+            Ok::<_, std::io::Error>((stats, sha, size))
+        });
+
+        let limit = server.storage_limit_bytes;
+        let mut in_flight: JoinSet<Result<CompletedPart, StorageError>> = JoinSet::new();
+        let mut parts: Vec<CompletedPart> = Vec::new();
+        let mut queued_bytes: u64 = 0;
+        let mut next_part: u32 = 1;
+        let store_name = store.name().to_string();
+        let outcome: Result<(), AttemptError> = async {
+            let mut channel_open = true;
+            while channel_open || !in_flight.is_empty() {
+                tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return Err(AttemptError::Cancelled),
+                    Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                        let part = done.map_err(|e| AttemptError::Internal(e.to_string()))??;
+                        parts.push(part);
+                    }
+                    maybe = rx.recv(), if channel_open && in_flight.len() < upload.concurrency => {
+                        match maybe {
+                            None => channel_open = false,
+                            Some(data) => {
+                                queued_bytes += data.len() as u64;
+                                if usage + queued_bytes > limit {
+                                    return Err(AttemptError::LimitCrossed {
+                                        server: store_name.clone(),
+                                        usage,
+                                        sent: queued_bytes,
+                                        limit,
+                                    });
+                                }
+                                let part_number = next_part;
+                                next_part += 1;
+                                in_flight.spawn(upload_part_task(
+                                    store.clone(),
+                                    key.to_string(),
+                                    upload_id.clone(),
+                                    part_number,
+                                    data,
+                                    upload.part_retries,
+                                    self.progress.clone(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            in_flight.abort_all();
+            while in_flight.join_next().await.is_some() {}
+            drop(rx);
+            let _ = producer.await;
+            return Err(e);
+        }
+        let (stats, sha256, size) = producer
+            .await
+            .map_err(|e| AttemptError::Internal(e.to_string()))?
+            .map_err(AttemptError::Source)?;
+        parts.sort_by_key(|p| p.part_number);
+        with_retries(upload.part_retries, || {
+            store.complete_multipart(key, &upload_id, parts.clone())
+        })
+        .await?;
+
+        // The server confirmed the object: only now is the row complete.
+        let cat = self.catalog.clone();
+        let sha = sha256.clone();
+        blocking_attempt(move || cat.mark_complete(row_id, size, &sha)).await?;
+        let sidecar = format!("{sha256}  {}\n", key.rsplit('/').next().unwrap_or(key));
+        if let Err(e) = store.put_small(&storage::sidecar_key(key), Bytes::from(sidecar)).await {
+            warn!(site = %self.site.name, key, "Could not store the checksum file next to the archive: {e}");
+        }
+        Ok((size, sha256, stats))
+    }
+
+    /// `{host_id}/{YYYY}/{MM}/{DD}/{site}-backup-{YYYYMMDD-HHMMSS}.tar.zst`,
+    /// with `-N` added in the rare case that key is already taken.
+    async fn unique_key(&self, now: DateTime<Utc>) -> Result<String, AttemptError> {
+        let base = object_key(&self.config.host_id, &self.site.name, now);
+        for n in 0..100 {
+            let candidate = if n == 0 {
+                base.clone()
+            } else {
+                base.replace(".tar.zst", &format!("-{n}.tar.zst"))
+            };
+            let cat = self.catalog.clone();
+            let c = candidate.clone();
+            if !blocking_attempt(move || cat.key_exists(&c)).await? {
+                return Ok(candidate);
+            }
+        }
+        Err(AttemptError::Internal(format!("no free object key near {base}")))
+    }
+}
+
+/// The object key of an archive (DESIGN §4).
+pub fn object_key(host_id: &str, site: &str, at: DateTime<Utc>) -> String {
+    format!(
+        "{host_id}/{}/{site}-backup-{}.tar.zst",
+        at.format("%Y/%m/%d"),
+        at.format("%Y%m%d-%H%M%S")
+    )
+}
+
+/// Upload one part, retrying transient errors with exponential backoff.
+async fn upload_part_task(
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    upload_id: String,
+    part_number: u32,
+    data: Bytes,
+    retries: u32,
+    progress: Arc<Progress>,
+) -> Result<CompletedPart, StorageError> {
+    let len = data.len() as u64;
+    let part = with_retries(retries, || {
+        store.upload_part(&key, &upload_id, part_number, data.clone())
+    })
+    .await?;
+    progress.uploaded.fetch_add(len, Ordering::Relaxed);
+    Ok(part)
+}
+
+/// Run `op`, retrying errors classed [`ErrorClass::Retry`] up to `retries`
+/// times with exponential backoff (250 ms, 500 ms, 1 s, …).
+pub async fn with_retries<T, F, Fut>(retries: u32, mut op: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if e.class() == ErrorClass::Retry && attempt < retries => {
+                let delay = Duration::from_millis(250u64 << attempt.min(6));
+                warn!("Retrying in {delay:?} after: {e}");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Abort a multipart upload, retrying a few times: a dangling upload keeps
+/// costing storage on most providers.
+async fn abort_with_retries(store: &dyn ObjectStore, key: &str, upload_id: &str) {
+    match with_retries(3, || store.abort_multipart(key, upload_id)).await {
+        Ok(()) => info!(key, "Aborted the partial upload."),
+        Err(e) => warn!(
+            key,
+            upload_id, "Could not abort the partial upload; `sitebackup reconcile` will clean it up: {e}"
+        ),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::catalog::CatalogError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn blocking_attempt<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::catalog::CatalogError> + Send + 'static,
+) -> Result<T, AttemptError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(AttemptError::Internal(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn object_key_follows_the_contract() {
+        let at = Utc.with_ymd_and_hms(2024, 12, 25, 8, 30, 0).unwrap();
+        assert_eq!(
+            object_key("wp-server-1", "zimpricecheck", at),
+            "wp-server-1/2024/12/25/zimpricecheck-backup-20241225-083000.tar.zst"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Object stores: the [`ObjectStore`] trait (multipart put, streaming get,
+//! head, paginated list, delete), its rust-s3 implementation and the local
+//! directory one, and error classification for the failover code.
+//!
+//! Errors carry an [`ErrorClass`]: callers branch on it, never on message
+//! text. Messages name the server (`server N (endpoint)`) and use the
+//! operator wording of the original tool ("Invalid S3 credentials", "Not
+//! enough space", …). No message includes a credential or a raw response
+//! body.
+
+mod local;
+mod s3;
+
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+use crate::config::{ServerConfig, ServerKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What a caller should do after an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Try the same request again on the same server (network blip, 5xx).
+    Retry,
+    /// This server cannot take the job: move on to the next one.
+    NextServer,
+    /// Nothing another server could fix (bad input, a bug, a missing object).
+    Fatal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(
+        "Invalid S3 credentials for {server}: the server answered {code}. Check the access key and secret key, and that the key may read and write the bucket"
+    )]
+    Credentials { server: String, code: String },
+    #[error("Bucket not found on {server}: {bucket:?} does not exist or is not visible to this key")]
+    BucketNotFound { server: String, bucket: String },
+    #[error(
+        "Connection error to {server}: {detail}. Check the endpoint (no https:// prefix needed), region and firewall"
+    )]
+    Connection { server: String, detail: String },
+    #[error("Not enough space on {server}: {detail}")]
+    NoSpace { server: String, detail: String },
+    #[error("{key:?} not found on {server}")]
+    NotFound { server: String, key: String },
+    #[error("{server} answered HTTP {status} ({code}) to {operation}")]
+    Http {
+        server: String,
+        operation: &'static str,
+        status: u16,
+        code: String,
+    },
+    #[error("{server}: {operation} failed: {detail}")]
+    Other {
+        server: String,
+        operation: &'static str,
+        detail: String,
+        class: ErrorClass,
+    },
+}
+
+impl StorageError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StorageError::Credentials { .. } | StorageError::BucketNotFound { .. } | StorageError::NoSpace { .. } => {
+                ErrorClass::NextServer
+            }
+            StorageError::Connection { .. } => ErrorClass::Retry,
+            StorageError::NotFound { .. } => ErrorClass::Fatal,
+            StorageError::Http { status, .. } => {
+                if *status >= 500 || *status == 429 || *status == 408 {
+                    ErrorClass::Retry
+                } else {
+                    ErrorClass::NextServer
+                }
+            }
+            StorageError::Other { class, .. } => *class,
+        }
+    }
+
+    /// A short machine-readable label, for `--json` and the runs table.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageError::Credentials { .. } => "credentials",
+            StorageError::BucketNotFound { .. } => "bucket_not_found",
+            StorageError::Connection { .. } => "unreachable",
+            StorageError::NoSpace { .. } => "no_space",
+            StorageError::NotFound { .. } => "not_found",
+            StorageError::Http { .. } => "http",
+            StorageError::Other { .. } => "error",
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// One part accepted by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// What `head` and `list` report about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// User metadata (`x-amz-meta-*` without the prefix). Empty from `list`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A multipart upload that was started and neither completed nor aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    pub key: String,
+    pub upload_id: String,
+}
+
+pub type ByteStream = BoxStream<'static, StorageResult<Bytes>>;
+
+/// An S3-like object store. Every method is one logical request; retries
+/// and failover are the caller's business.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// `server N (endpoint/bucket)`, for messages.
+    fn name(&self) -> &str;
+
+    /// Check that the server is reachable, the credentials work and the
+    /// bucket exists, by listing at most one key under `prefix`.
+    async fn check(&self, prefix: &str) -> StorageResult<()>;
+
+    async fn create_multipart(&self, key: &str, metadata: &BTreeMap<String, String>) -> StorageResult<String>;
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        data: Bytes,
+    ) -> StorageResult<CompletedPart>;
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> StorageResult<()>;
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()>;
+    async fn list_multipart(&self, prefix: &str) -> StorageResult<Vec<PendingUpload>>;
+
+    /// A small object in one request (checksum sidecars).
+    async fn put_small(&self, key: &str, data: Bytes) -> StorageResult<()>;
+    async fn get(&self, key: &str) -> StorageResult<ByteStream>;
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>>;
+    /// Every object under `prefix`, following pagination.
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectInfo>>;
+    async fn delete(&self, key: &str) -> StorageResult<()>;
+}
+
+/// Build the store for one configured server.
+pub fn open(server: &ServerConfig) -> StorageResult<Arc<dyn ObjectStore>> {
+    Ok(match &server.kind {
+        ServerKind::S3(s3) => Arc::new(S3Store::new(server.id, s3)?),
+        ServerKind::Local { path } => Arc::new(LocalStore::new(server.id, path.clone())),
+    })
+}
+
+/// Key of the checksum sidecar stored next to each archive, in
+/// `sha256sum` format. S3 cannot add metadata when a multipart upload
+/// completes, and the checksum is only known then.
+pub fn sidecar_key(key: &str) -> String {
+    format!("{key}.sha256")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_status() {
+        let http = |status| StorageError::Http {
+            server: "s".into(),
+            operation: "op",
+            status,
+            code: "X".into(),
+        };
+        assert_eq!(http(503).class(), ErrorClass::Retry);
+        assert_eq!(http(500).class(), ErrorClass::Retry);
+        assert_eq!(http(400).class(), ErrorClass::NextServer);
+        let creds = StorageError::Credentials {
+            server: "server 1 (h/b)".into(),
+            code: "InvalidAccessKeyId".into(),
+        };
+        assert_eq!(creds.class(), ErrorClass::NextServer);
+        assert!(
+            creds
+                .to_string()
+                .starts_with("Invalid S3 credentials for server 1 (h/b)")
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! The rust-s3 implementation of [`ObjectStore`].
+//!
+//! We drive the low-level multipart calls ourselves (initiate, put part,
+//! complete, abort) instead of `put_object_stream`, which sizes its own
+//! buffering from the machine's free memory: the memory bound is the
+//! pipeline's bounded queue. rust-s3 is built with `fail-on-err`, so every
+//! non-2xx answer comes back as `HttpFailWithBody(status, body)`; we keep
+//! only the status and the S3 error `<Code>` from the body.
+
+use super::{
+    ByteStream, CompletedPart, ErrorClass, ObjectInfo, ObjectStore, PendingUpload, StorageError, StorageResult,
+};
+use crate::config::S3Server;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use s3::Bucket;
+use s3::creds::Credentials;
+use s3::error::S3Error;
+use s3::region::Region;
+use s3::serde_types::Part;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const CONTENT_TYPE: &str = "application/zstd";
+/// A part upload may take a while on a slow link.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Health checks should fail fast.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct S3Store {
+    name: String,
+    bucket_name: String,
+    bucket: Box<Bucket>,
+    check_bucket: Box<Bucket>,
+}
+
+impl S3Store {
+    pub fn new(id: u32, cfg: &S3Server) -> StorageResult<Self> {
+        let name = format!("server {id} ({}/{})", cfg.endpoint.display(), cfg.bucket);
+        let setup = |detail: String| StorageError::Other {
+            server: name.clone(),
+            operation: "client setup",
+            detail,
+            class: ErrorClass::NextServer,
+        };
+        let region = Region::Custom {
+            region: cfg.region.clone(),
+            endpoint: cfg.endpoint.url().to_string(),
+        };
+        let creds = Credentials::new(
+            Some(cfg.access_key.expose()),
+            Some(cfg.secret_key.expose()),
+            None,
+            None,
+            None,
+        )
+        .map_err(|_| setup("invalid credentials format".into()))?;
+        let mut bucket = Bucket::new(&cfg.bucket, region, creds).map_err(|e| setup(e.to_string()))?;
+        if cfg.path_style {
+            bucket = bucket.with_path_style();
+        }
+        bucket.set_request_timeout(Some(REQUEST_TIMEOUT));
+        let mut check_bucket = bucket.clone();
+        check_bucket.set_request_timeout(Some(CHECK_TIMEOUT));
+        Ok(Self {
+            name,
+            bucket_name: cfg.bucket.clone(),
+            bucket,
+            check_bucket,
+        })
+    }
+
+    fn err(&self, operation: &'static str, e: S3Error) -> StorageError {
+        classify(&self.name, &self.bucket_name, operation, e)
+    }
+}
+
+/// The `<Code>` element of an S3 XML error body, if any.
+fn error_code(body: &str) -> Option<String> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let end = body[start..].find("</Code>")? + start;
+    Some(body[start..end].trim().to_string())
+}
+
+/// Map a rust-s3 error to a classified [`StorageError`]. Response bodies are
+/// reduced to their error code: they can echo request details.
+pub(super) fn classify(server: &str, bucket: &str, operation: &'static str, e: S3Error) -> StorageError {
+    let server = server.to_string();
+    match e {
+        S3Error::HttpFailWithBody(status, body) => {
+            let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
+            match code.as_str() {
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "AccessDenied"
+                | "InvalidSecurity"
+                | "InvalidToken"
+                | "ExpiredToken" => StorageError::Credentials { server, code },
+                "NoSuchBucket" => StorageError::BucketNotFound {
+                    server,
+                    bucket: bucket.to_string(),
+                },
+                "NoSuchKey" => StorageError::NotFound {
+                    server,
+                    key: String::new(),
+                },
+                "EntityTooLarge" | "QuotaExceeded" | "InsufficientStorage" | "StorageQuotaExceeded" => {
+                    StorageError::NoSpace {
+                        server,
+                        detail: format!("the server answered {code}"),
+                    }
+                }
+                _ if status == 403 => StorageError::Credentials { server, code },
+                _ if status == 507 => StorageError::NoSpace {
+                    server,
+                    detail: "the server answered 507 Insufficient Storage".into(),
+                },
+                _ => StorageError::Http {
+                    server,
+                    operation,
+                    status,
+                    code,
+                },
+            }
+        }
+        S3Error::Reqwest(e) => {
+            let detail = if e.is_timeout() {
+                "request timed out".to_string()
+            } else if e.is_connect() {
+                let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+                let mut last = "cannot connect".to_string();
+                while let Some(s) = source {
+                    last = s.to_string();
+                    source = s.source();
+                }
+                format!("cannot connect ({last})")
+            } else {
+                e.without_url().to_string()
+            };
+            StorageError::Connection { server, detail }
+        }
+        S3Error::Io(e) => StorageError::Connection {
+            server,
+            detail: e.to_string(),
+        },
+        S3Error::SerdeXml(e) => StorageError::Other {
+            server,
+            operation,
+            detail: format!("unexpected response: {e}"),
+            class: ErrorClass::NextServer,
+        },
+        other => StorageError::Other {
+            server,
+            operation,
+            detail: other.to_string(),
+            class: ErrorClass::NextServer,
+        },
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn check(&self, prefix: &str) -> StorageResult<()> {
+        self.check_bucket
+            .list_page(prefix.to_string(), Some("/".into()), None, None, Some(1))
+            .await
+            .map_err(|e| self.err("list", e))?;
+        Ok(())
+    }
+
+    async fn create_multipart(&self, key: &str, metadata: &BTreeMap<String, String>) -> StorageResult<String> {
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in metadata {
+            let name = http::HeaderName::try_from(format!("x-amz-meta-{k}")).map_err(|e| StorageError::Other {
+                server: self.name.clone(),
+                operation: "initiate upload",
+                detail: format!("bad metadata key {k:?}: {e}"),
+                class: ErrorClass::Fatal,
+            })?;
+            let value = http::HeaderValue::from_str(v).map_err(|e| StorageError::Other {
+                server: self.name.clone(),
+                operation: "initiate upload",
+                detail: format!("bad metadata value for {k:?}: {e}"),
+                class: ErrorClass::Fatal,
+            })?;
+            headers.insert(name, value);
+        }
+        let bucket = self
+            .bucket
+            .with_extra_headers(headers)
+            .map_err(|e| self.err("initiate upload", e))?;
+        let resp = bucket
+            .initiate_multipart_upload(key, CONTENT_TYPE)
+            .await
+            .map_err(|e| self.err("initiate upload", e))?;
+        Ok(resp.upload_id)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        data: Bytes,
+    ) -> StorageResult<CompletedPart> {
+        let part = self
+            .bucket
+            .put_multipart_chunk(data.to_vec(), key, part_number, upload_id, CONTENT_TYPE)
+            .await
+            .map_err(|e| self.err("upload part", e))?;
+        Ok(CompletedPart {
+            part_number: part.part_number,
+            etag: part.etag,
+        })
+    }
+
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> StorageResult<()> {
+        let parts = parts
+            .into_iter()
+            .map(|p| Part {
+                part_number: p.part_number,
+                etag: p.etag,
+            })
+            .collect();
+        self.bucket
+            .complete_multipart_upload(key, upload_id, parts)
+            .await
+            .map_err(|e| self.err("complete upload", e))?;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
+        match self.bucket.abort_upload(key, upload_id).await {
+            Ok(()) => Ok(()),
+            Err(S3Error::HttpFailWithBody(404, body)) if error_code(&body).as_deref() == Some("NoSuchUpload") => Ok(()),
+            Err(e) => Err(self.err("abort upload", e)),
+        }
+    }
+
+    async fn list_multipart(&self, prefix: &str) -> StorageResult<Vec<PendingUpload>> {
+        let pages = self
+            .bucket
+            .list_multiparts_uploads(Some(prefix), None)
+            .await
+            .map_err(|e| self.err("list uploads", e))?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.uploads)
+            .map(|u| PendingUpload {
+                key: u.key,
+                upload_id: u.id,
+            })
+            .collect())
+    }
+
+    async fn put_small(&self, key: &str, data: Bytes) -> StorageResult<()> {
+        self.bucket
+            .put_object_with_content_type(key, &data, "text/plain")
+            .await
+            .map_err(|e| self.err("put", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> StorageResult<ByteStream> {
+        let resp = self
+            .bucket
+            .get_object_stream(key)
+            .await
+            .map_err(|e| match self.err("get", e) {
+                StorageError::NotFound { server, .. } => StorageError::NotFound {
+                    server,
+                    key: key.to_string(),
+                },
+                other => other,
+            })?;
+        let name = self.name.clone();
+        let bucket = self.bucket_name.clone();
+        Ok(resp
+            .bytes
+            .map(move |r| r.map_err(|e| classify(&name, &bucket, "get", e)))
+            .boxed())
+    }
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
+        match self.bucket.head_object(key).await {
+            Ok((h, _)) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: h.content_length.unwrap_or(0).max(0) as u64,
+                metadata: h.metadata.unwrap_or_default().into_iter().collect(),
+            })),
+            Err(S3Error::HttpFailWithBody(404, _)) => Ok(None),
+            Err(e) => Err(self.err("head", e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let (page, _) = self
+                .bucket
+                .list_page(prefix.to_string(), None, token, None, None)
+                .await
+                .map_err(|e| self.err("list", e))?;
+            out.extend(page.contents.into_iter().map(|o| ObjectInfo {
+                key: o.key,
+                size: o.size,
+                metadata: BTreeMap::new(),
+            }));
+            match page.next_continuation_token {
+                Some(t) if page.is_truncated => token = Some(t),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.bucket
+            .delete_object(key)
+            .await
+            .map_err(|e| self.err("delete", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_extracted_and_classified() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>InvalidAccessKeyId</Code><Message>x</Message></Error>";
+        assert_eq!(error_code(body).as_deref(), Some("InvalidAccessKeyId"));
+        let e = classify(
+            "server 1 (h/b)",
+            "b",
+            "list",
+            S3Error::HttpFailWithBody(403, body.into()),
+        );
+        assert!(matches!(e, StorageError::Credentials { .. }));
+        let e = classify(
+            "s",
+            "b",
+            "list",
+            S3Error::HttpFailWithBody(404, "<Error><Code>NoSuchBucket</Code></Error>".into()),
+        );
+        assert!(matches!(e, StorageError::BucketNotFound { .. }));
+        let e = classify(
+            "s",
+            "b",
+            "put",
+            S3Error::HttpFailWithBody(503, "<Error><Code>SlowDown</Code></Error>".into()),
+        );
+        assert_eq!(e.class(), ErrorClass::Retry);
+    }
+}
