@@ -1,0 +1,269 @@
+//! `backup` end to end against Garage, checked with `aws`, `zstd` and `tar`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+fn site_toml(name: &str, path: &std::path::Path) -> String {
+    format!(
+        "[[sites]]\nname = \"{name}\"\npath = \"{}\"\nexclude = [\"wp-content/cache/**\"]\n",
+        path.display()
+    )
+}
+
+fn list_json(ws: &Workspace, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = ws.cmd().args(["--json", "list"]).args(extra).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn dead_server(n: u32) -> Vec<(String, String)> {
+    vec![
+        (format!("S3_SERVER_{n}_ENDPOINT"), "http://127.0.0.1:1".into()),
+        (format!("S3_SERVER_{n}_REGION"), "garage".into()),
+        (format!("S3_SERVER_{n}_ACCESS_KEY"), "GKdeadbeefdeadbeefdeadbeef".into()),
+        (format!("S3_SERVER_{n}_SECRET_KEY"), "dead".into()),
+        (format!("S3_SERVER_{n}_BUCKET"), "nowhere".into()),
+    ]
+}
+
+#[test]
+fn backup_lands_on_garage_and_reads_back_with_stock_tools() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("backup");
+    let site = ws.make_site("site", 7 * 1024 * 1024);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(result["outcome"], "success", "{report}");
+    let key = result["archive"]["key"].as_str().unwrap().to_string();
+    let prefix = format!("{}/", ws.host_id);
+    assert!(
+        key.starts_with(&prefix) && key.contains("/blog-backup-") && key.ends_with(".tar.zst"),
+        "{key}"
+    );
+
+    // The object is there, per an independent client, with its metadata.
+    let objects = rig.keys(&rig.buckets[0], &prefix);
+    let (_, size) = objects.iter().find(|(k, _)| *k == key).expect("archive object").clone();
+    let head = rig.s3api(&["head-object", "--bucket", &rig.buckets[0], "--key", &key]);
+    assert_eq!(head["Metadata"]["site"], "blog", "{head}");
+    assert_eq!(head["Metadata"]["host"], ws.host_id.as_str(), "{head}");
+    assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
+
+    // Download with aws, check the checksum, read it with zstd + tar.
+    let file = ws.path().join("download.tar.zst");
+    rig.download(&rig.buckets[0], &key, &file);
+    let sha = sha256_file(&file);
+    let rows = list_json(&ws, &[]);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    for field in [
+        "id",
+        "site",
+        "server_id",
+        "bucket",
+        "key",
+        "size_bytes",
+        "sha256",
+        "created_at",
+        "status",
+    ] {
+        assert!(row.get(field).is_some(), "list --json lacks {field}: {row}");
+    }
+    assert_eq!(row["status"], "complete");
+    assert_eq!(row["sha256"], sha.as_str());
+    assert_eq!(row["size_bytes"], size);
+    assert_eq!(row["server_id"], 1);
+    let sidecar = ws.path().join("download.sha256");
+    rig.download(&rig.buckets[0], &format!("{key}.sha256"), &sidecar);
+    assert!(std::fs::read_to_string(&sidecar).unwrap().starts_with(&sha));
+
+    let names = tar_listing(&file);
+    for expected in [
+        "files/index.php",
+        "files/default.php",
+        "files/wp-content/uploads/2024/photo.bin",
+        "manifest.json",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.contains("cache/page.html")),
+        "excluded file archived"
+    );
+    let extract = ws.path().join("extract");
+    std::fs::create_dir(&extract).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | tar -x -C '{}'",
+            file.display(),
+            extract.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read(extract.join("files/wp-content/uploads/2024/photo.bin")).unwrap(),
+        std::fs::read(site.join("wp-content/uploads/2024/photo.bin")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(extract.join("files/default.php")).unwrap().to_str(),
+        Some("index.php")
+    );
+
+    // `servers` now reports the usage from the catalog.
+    let out = ws.cmd().arg("servers").output().unwrap();
+    assert!(
+        stdout(&out).contains(&format!("Usage: {:.2} MB", size as f64 / 1e6)),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn backup_fails_over_from_a_dead_server() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("failover");
+    let site = ws.make_site("site", 100_000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(dead_server(1));
+    ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    let out = ws.cmd().args(["--json", "backup", "--all"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["results"][0];
+    assert_eq!(r["archive"]["server_id"], 2, "{report}");
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["server_id"], 1);
+    assert_eq!(attempts[0]["outcome"], "failed");
+    assert!(
+        attempts[0]["reason"].as_str().unwrap().contains("Connection error"),
+        "{report}"
+    );
+    assert_eq!(attempts[1]["outcome"], "succeeded");
+    let key = r["archive"]["key"].as_str().unwrap();
+    assert!(
+        rig.keys(&rig.buckets[1], &format!("{}/", ws.host_id))
+            .iter()
+            .any(|(k, _)| k == key)
+    );
+    let rows = list_json(&ws, &["--server", "2"]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "complete");
+}
+
+#[test]
+fn full_server_is_skipped_and_a_crossed_limit_aborts_and_fails_over() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("limits");
+    // 6,000,000 bytes of incompressible data: the archive is a little larger.
+    let site = ws.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("media.bin"), random(6_000_000)).unwrap();
+    ws.write_config(&site_toml("blog", &site));
+    // Server 1 cannot fit the estimate at all: skipped without an upload.
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([("S3_SERVER_1_STORAGE_LIMIT_GB".to_string(), "0.001".to_string())]);
+    // Server 2 passes the estimate (source size) but the archive crosses it.
+    ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    ws.set_env([("S3_SERVER_2_STORAGE_LIMIT_GB".to_string(), "0.006001".to_string())]);
+    // Server 3 has room.
+    ws.set_env(rig.server_env(3, &rig.buckets[2]));
+
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["results"][0];
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["outcome"], "skipped", "{report}");
+    assert!(
+        attempts[0]["reason"].as_str().unwrap().starts_with("Not enough space"),
+        "{report}"
+    );
+    assert_eq!(attempts[1]["outcome"], "failed", "{report}");
+    assert!(
+        attempts[1]["reason"].as_str().unwrap().contains("Not enough space"),
+        "{report}"
+    );
+    assert_eq!(attempts[2]["outcome"], "succeeded", "{report}");
+    assert_eq!(r["archive"]["server_id"], 3);
+
+    let prefix = format!("{}/", ws.host_id);
+    for bucket in &rig.buckets[..2] {
+        assert!(rig.keys(bucket, &prefix).is_empty(), "object left on {bucket}");
+        assert!(
+            rig.pending_uploads(bucket, &prefix).is_empty(),
+            "upload left open on {bucket}"
+        );
+    }
+    // The catalog has one failed row (server 2) and one complete (server 3).
+    let rows = list_json(&ws, &["--all"]);
+    let statuses: Vec<(i64, &str)> = rows
+        .iter()
+        .map(|r| (r["server_id"].as_i64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, vec![(2, "failed"), (3, "complete")]);
+}
+
+#[test]
+fn every_server_failing_exits_1_with_no_complete_row() {
+    let mut ws = Workspace::new("allfail");
+    let site = ws.make_site("site", 1000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(dead_server(1));
+    ws.set_env(dead_server(2));
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("blog: FAILED"), "{}", stdout(&out));
+    let rows = list_json(&ws, &["--all"]);
+    assert!(rows.iter().all(|r| r["status"] != "complete"), "{rows:?}");
+}
+
+#[test]
+fn a_locked_site_reports_already_running() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("lock");
+    let site = ws.make_site("site", 1000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let locks = ws.state_dir().join("locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let held = std::fs::File::create(locks.join("blog.lock")).unwrap();
+    held.lock().unwrap();
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("already running"), "{}", stdout(&out));
+    assert!(rig.keys(&rig.buckets[0], &format!("{}/", ws.host_id)).is_empty());
+    drop(held);
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn quick_start_local_target_backup() {
+    let ws = Workspace::new("local");
+    let site = ws.make_site("site", 50_000);
+    let target = ws.path().join("backups");
+    ws.write_config(&format!(
+        "[[servers]]\nid = 1\ntype = \"local\"\npath = \"{}\"\n\n{}",
+        target.display(),
+        site_toml("blog", &site)
+    ));
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = list_json(&ws, &[]);
+    let key = rows[0]["key"].as_str().unwrap();
+    let file = target.join(key);
+    assert_eq!(sha256_file(&file), rows[0]["sha256"].as_str().unwrap());
+    assert!(tar_listing(&file).contains(&"files/index.php".to_string()));
+}

@@ -1,0 +1,233 @@
+//! Shared helpers for integration tests: the rig started by
+//! `scripts/test-env.sh` (Garage on loopback), the real binary, and
+//! independent cross-checks with `aws`, `zstd` and `tar`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The S3 rig. Tests fail loudly (never skip) when it is not running.
+pub struct Rig {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub buckets: Vec<String>,
+}
+
+fn need(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: integration tests need the test rig; run them with scripts/test.sh")
+    })
+}
+
+impl Rig {
+    pub fn get() -> Self {
+        Self {
+            endpoint: need("SB_TEST_S3_ENDPOINT"),
+            region: need("SB_TEST_S3_REGION"),
+            access_key: need("SB_TEST_S3_ACCESS_KEY"),
+            secret_key: need("SB_TEST_S3_SECRET_KEY"),
+            buckets: need("SB_TEST_BUCKETS").split_whitespace().map(String::from).collect(),
+        }
+    }
+
+    /// `host:port` without the scheme, as `servers` prints it.
+    pub fn endpoint_display(&self) -> String {
+        self.endpoint.trim_start_matches("http://").to_string()
+    }
+
+    /// Env vars for an S3 server N on bucket `bucket`.
+    pub fn server_env(&self, n: u32, bucket: &str) -> Vec<(String, String)> {
+        vec![
+            (format!("S3_SERVER_{n}_ENDPOINT"), self.endpoint.clone()),
+            (format!("S3_SERVER_{n}_REGION"), self.region.clone()),
+            (format!("S3_SERVER_{n}_ACCESS_KEY"), self.access_key.clone()),
+            (format!("S3_SERVER_{n}_SECRET_KEY"), self.secret_key.clone()),
+            (format!("S3_SERVER_{n}_BUCKET"), bucket.to_string()),
+        ]
+    }
+
+    /// Run `aws s3api ARGS` against the rig; returns parsed JSON (or Null).
+    pub fn s3api(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.aws(&["s3api"], args);
+        assert!(
+            out.status.success(),
+            "aws s3api {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.stdout.iter().all(|b| b.is_ascii_whitespace()) {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&out.stdout).unwrap()
+        }
+    }
+
+    pub fn aws(&self, sub: &[&str], args: &[&str]) -> Output {
+        let mut cmd = Command::new("aws");
+        cmd.arg("--endpoint-url").arg(&self.endpoint).args(sub).args(args);
+        cmd.env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_DEFAULT_REGION", &self.region)
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("AWS_PROFILE");
+        cmd.output().expect("run aws")
+    }
+
+    /// Keys under `prefix` in `bucket`, per `aws s3api list-objects-v2`.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let v = self.s3api(&["list-objects-v2", "--bucket", bucket, "--prefix", prefix]);
+        v["Contents"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|o| (o["Key"].as_str().unwrap().to_string(), o["Size"].as_u64().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Open multipart uploads under `prefix`, per `aws s3api`.
+    pub fn pending_uploads(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let v = self.s3api(&["list-multipart-uploads", "--bucket", bucket, "--prefix", prefix]);
+        v["Uploads"]
+            .as_array()
+            .map(|a| a.iter().map(|u| u["Key"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Download an object with `aws s3 cp` into `dest`.
+    pub fn download(&self, bucket: &str, key: &str, dest: &Path) {
+        let out = self.aws(
+            &["s3", "cp"],
+            &[&format!("s3://{bucket}/{key}"), dest.to_str().unwrap(), "--quiet"],
+        );
+        assert!(
+            out.status.success(),
+            "aws s3 cp failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A private working area: config, state dir, a site tree and a unique
+/// host id (so tests sharing a bucket never see each other's objects).
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub host_id: String,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Workspace {
+    pub fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let host_id = format!(
+            "t-{name}-{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        Self {
+            dir,
+            host_id,
+            env: BTreeMap::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    pub fn set_env(&mut self, pairs: impl IntoIterator<Item = (String, String)>) {
+        self.env.extend(pairs);
+    }
+
+    /// Write `config.toml` with this workspace's host id and state dir
+    /// followed by `extra` TOML.
+    pub fn write_config(&self, extra: &str) -> PathBuf {
+        let path = self.path().join("config.toml");
+        let text = format!(
+            "host_id = \"{}\"\nstate_dir = \"{}\"\n\n[upload]\npart_size_mb = 5\n\n{extra}",
+            self.host_id,
+            self.state_dir().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The real binary with this workspace's config and env only: S3
+    /// variables of the calling environment are removed.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("sitebackup").unwrap();
+        for (k, _) in std::env::vars() {
+            if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(self.path());
+        cmd.env("NO_COLOR", "1");
+        cmd.arg("--config").arg(self.path().join("config.toml"));
+        cmd.envs(&self.env);
+        cmd
+    }
+
+    /// Make a small site tree with a few kinds of entries; returns its path.
+    pub fn make_site(&self, name: &str, random_bytes: usize) -> PathBuf {
+        let root = self.path().join(name);
+        std::fs::create_dir_all(root.join("wp-content/uploads/2024")).unwrap();
+        std::fs::create_dir_all(root.join("wp-content/cache")).unwrap();
+        std::fs::write(root.join("index.php"), b"<?php require 'wp-blog-header.php';\n").unwrap();
+        std::fs::write(root.join("wp-content/cache/page.html"), b"cached").unwrap();
+        std::fs::write(root.join("wp-content/uploads/2024/photo.bin"), random(random_bytes)).unwrap();
+        std::os::unix::fs::symlink("index.php", root.join("default.php")).unwrap();
+        root
+    }
+}
+
+/// Deterministic pseudo-random bytes (incompressible).
+pub fn random(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E3779B97F4A7C15 ^ n as u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `zstd -dc FILE | tar -tf -`: entry names, with stock tools.
+pub fn tar_listing(archive: &Path) -> Vec<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("zstd -dc '{}' | tar -tf -", archive.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "zstd|tar failed: {}", stderr(&out));
+    stdout(&out).lines().map(String::from).collect()
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    stdout(&out).split_whitespace().next().unwrap().to_string()
+}
