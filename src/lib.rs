@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod lock;
 pub mod pipeline;
+pub mod retention;
 pub mod storage;
 pub mod telemetry;
 

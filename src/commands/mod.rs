@@ -4,6 +4,7 @@
 mod backup;
 mod config_check;
 mod list;
+mod prune;
 mod servers;
 
 use crate::cli::{Cli, Command, ConfigCommand};
@@ -28,13 +29,12 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Servers => servers::run(&config, cli.json).await,
         Command::List(args) => list::run(&config, args, cli.json),
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
+        Command::Prune(args) => prune::run(&config, args, cli.json).await,
         Command::Config(_) => unreachable!("handled above"),
-        Command::Daemon | Command::Restore(_) | Command::Verify(_) | Command::Prune(_) | Command::Reconcile(_) => {
-            Err(anyhow::anyhow!(
-                "this command is not available in sitebackup {} yet",
-                env!("CARGO_PKG_VERSION")
-            ))
-        }
+        Command::Daemon | Command::Restore(_) | Command::Verify(_) | Command::Reconcile(_) => Err(anyhow::anyhow!(
+            "this command is not available in sitebackup {} yet",
+            env!("CARGO_PKG_VERSION")
+        )),
     };
     match result {
         Ok(code) => code,

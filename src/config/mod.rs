@@ -834,6 +834,11 @@ fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Opt
             GlobSet::empty()
         }
     };
+    if let Some(r) = &raw.retention
+        && let Err(msg) = crate::retention::RetentionPolicy::from_raw(r)
+    {
+        problems.push(problem(key("retention.keep_within"), None, msg));
+    }
     if let Some(db) = &raw.database
         && let (Some(_), Some(_)) = (&db.password, &db.password_file)
     {
