@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod lock;
 pub mod pipeline;
 pub mod retention;

@@ -31,7 +31,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
         Command::Prune(args) => prune::run(&config, args, cli.json).await,
         Command::Config(_) => unreachable!("handled above"),
-        Command::Daemon | Command::Restore(_) | Command::Verify(_) | Command::Reconcile(_) => Err(anyhow::anyhow!(
+        Command::Daemon => crate::daemon::run(opts.clone(), config.clone()).await,
+        Command::Restore(_) | Command::Verify(_) | Command::Reconcile(_) => Err(anyhow::anyhow!(
             "this command is not available in sitebackup {} yet",
             env!("CARGO_PKG_VERSION")
         )),

@@ -38,6 +38,7 @@ pub struct Config {
     pub host_id: String,
     pub state_dir: PathBuf,
     pub upload: UploadConfig,
+    pub daemon: DaemonConfig,
     /// Ordered by id: this is the order in which servers are tried.
     pub servers: Vec<ServerConfig>,
     pub sites: Vec<SiteConfig>,
@@ -74,6 +75,25 @@ impl Default for UploadConfig {
             zstd_threads: if cores > 1 { cores } else { 0 },
             part_retries: 3,
             size_margin_percent: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonConfig {
+    /// On SIGTERM, how long a running upload may go on before it is aborted.
+    /// Keep it below the unit's `TimeoutStopSec`.
+    pub drain_timeout_secs: u64,
+    /// Run a site once soon after start when its last complete archive is
+    /// older than one schedule period (the daemon was down at its time).
+    pub catch_up: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 90,
+            catch_up: true,
         }
     }
 }
@@ -422,6 +442,36 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
 
     let upload = build_upload(&raw.upload, env, &mut problems);
+    let mut daemon = DaemonConfig::default();
+    match env
+        .get("SITEBACKUP_DRAIN_TIMEOUT_SECS")
+        .map(|v| v.trim().parse::<u64>())
+    {
+        Some(Ok(v)) => daemon.drain_timeout_secs = v,
+        Some(Err(_)) => problems.push(problem(
+            "daemon.drain_timeout_secs",
+            Some("SITEBACKUP_DRAIN_TIMEOUT_SECS".into()),
+            "expected a whole number of seconds",
+        )),
+        None => {
+            if let Some(v) = raw.daemon.drain_timeout_secs {
+                daemon.drain_timeout_secs = v;
+            }
+        }
+    }
+    match env.get("SITEBACKUP_CATCH_UP").map(|v| parse_bool(v)) {
+        Some(Some(v)) => daemon.catch_up = v,
+        Some(None) => problems.push(problem(
+            "daemon.catch_up",
+            Some("SITEBACKUP_CATCH_UP".into()),
+            "expected true or false",
+        )),
+        None => {
+            if let Some(v) = raw.daemon.catch_up {
+                daemon.catch_up = v;
+            }
+        }
+    }
 
     // Servers: TOML first, then env merged over it by id.
     let mut by_id: BTreeMap<u32, RawServer> = BTreeMap::new();
@@ -485,6 +535,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
             host_id,
             state_dir,
             upload,
+            daemon,
             servers,
             sites,
             source: None,
@@ -869,6 +920,7 @@ pub struct RedactedConfig {
     pub host_id: String,
     pub state_dir: PathBuf,
     pub upload: UploadConfig,
+    pub daemon: DaemonConfig,
     pub servers: Vec<RedactedServer>,
     pub sites: Vec<RedactedSite>,
 }
@@ -905,6 +957,7 @@ impl Config {
             host_id: self.host_id.clone(),
             state_dir: self.state_dir.clone(),
             upload: self.upload.clone(),
+            daemon: self.daemon.clone(),
             servers: self
                 .servers
                 .iter()

@@ -11,6 +11,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub upload: RawUpload,
     #[serde(default)]
+    pub daemon: RawDaemon,
+    #[serde(default)]
     pub servers: Vec<RawServer>,
     #[serde(default)]
     pub sites: Vec<RawSite>,
@@ -26,6 +28,13 @@ pub struct RawUpload {
     pub zstd_threads: Option<u32>,
     pub part_retries: Option<u32>,
     pub size_margin_percent: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub drain_timeout_secs: Option<u64>,
+    pub catch_up: Option<bool>,
 }
 
 /// One storage server. The same fields as `S3_SERVER_N_*`.

@@ -11,7 +11,7 @@
 
 mod plan;
 
-pub use plan::{Skip, estimate_bytes, part_size_for, room_check};
+pub use plan::{Choice, ServerSlot, Skip, estimate_bytes, fail_over_after, part_size_for, plan_servers, room_check};
 
 use crate::archive::{self, ArchiveSpec, HashingWriter, PartSink};
 use crate::catalog::{Attempt, Catalog, NewArchive};
@@ -120,7 +120,7 @@ impl AttemptError {
     /// Does trying the next server make sense?
     fn next_server(&self) -> bool {
         match self {
-            AttemptError::Storage(e) => e.class() != ErrorClass::Fatal,
+            AttemptError::Storage(e) => fail_over_after(e.class()),
             AttemptError::LimitCrossed { .. } => true,
             AttemptError::Source(_)
             | AttemptError::Catalog(_)
@@ -198,15 +198,30 @@ impl BackupJob {
         let estimate = estimate_bytes(last, source_bytes, self.config.upload.size_margin_percent);
         info!(site = %site.name, source_bytes, estimate, "Backup started.");
 
-        let mut failures = Vec::new();
+        let mut slots = Vec::new();
         for server in &self.config.servers {
-            if self.cancel.is_cancelled() {
-                return Err("cancelled before an upload could finish".into());
-            }
             let cat = self.catalog.clone();
             let (ep, b) = (server.endpoint_label(), server.bucket_label());
             let usage = blocking(move || cat.usage(&ep, &b)).await?;
-            if let Err(skip) = room_check(usage, estimate, server.storage_limit_bytes) {
+            slots.push(ServerSlot {
+                id: server.id,
+                usage,
+                limit: server.storage_limit_bytes,
+            });
+        }
+        let mut failures = Vec::new();
+        for choice in plan_servers(&slots, estimate) {
+            if self.cancel.is_cancelled() {
+                return Err("cancelled before an upload could finish".into());
+            }
+            let id = match &choice {
+                Choice::Try(id) | Choice::Skip(id, _) => *id,
+            };
+            let Some(server) = self.config.servers.iter().find(|s| s.id == id) else {
+                continue;
+            };
+            let usage = slots.iter().find(|s| s.id == id).map_or(0, |s| s.usage);
+            if let Choice::Skip(_, skip) = choice {
                 let reason = skip.to_string();
                 info!(site = %site.name, server = server.id, "Skipping server: {reason}.");
                 self.attempt(report, run_id, server, "skipped", &reason).await?;

@@ -231,3 +231,45 @@ pub fn sha256_file(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     stdout(&out).split_whitespace().next().unwrap().to_string()
 }
+
+/// A fault-injecting TCP proxy: forwards to `upstream`, and cuts every
+/// connection once the client has sent more than `cut_after` bytes on it.
+/// Lives until the test process exits.
+pub fn cutting_proxy(upstream: &str, cut_after: u64) -> String {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let n = match c_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    sent += n as u64;
+                    if sent > cut_after || s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_read.shutdown(Shutdown::Both);
+                let _ = s_write.shutdown(Shutdown::Both);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
