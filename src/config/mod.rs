@@ -37,6 +37,8 @@ const MIB: u64 = 1024 * 1024;
 pub struct Config {
     pub host_id: String,
     pub state_dir: PathBuf,
+    /// Time zone of the cron schedules (default UTC).
+    pub timezone: chrono_tz::Tz,
     pub upload: UploadConfig,
     pub daemon: DaemonConfig,
     /// Ordered by id: this is the order in which servers are tried.
@@ -441,6 +443,20 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         .or(raw.state_dir)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
 
+    let timezone = match env.get("SITEBACKUP_TIMEZONE").cloned().or(raw.timezone) {
+        None => chrono_tz::UTC,
+        Some(name) => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                problems.push(problem(
+                    "timezone",
+                    Some("SITEBACKUP_TIMEZONE".into()),
+                    format!("unknown time zone {name:?}; use an IANA name such as \"UTC\" or \"Europe/London\""),
+                ));
+                chrono_tz::UTC
+            }
+        },
+    };
     let upload = build_upload(&raw.upload, env, &mut problems);
     let mut daemon = DaemonConfig::default();
     match env
@@ -534,6 +550,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         Ok(Config {
             host_id,
             state_dir,
+            timezone,
             upload,
             daemon,
             servers,
@@ -919,6 +936,7 @@ pub struct RedactedConfig {
     pub source: Option<PathBuf>,
     pub host_id: String,
     pub state_dir: PathBuf,
+    pub timezone: String,
     pub upload: UploadConfig,
     pub daemon: DaemonConfig,
     pub servers: Vec<RedactedServer>,
@@ -956,6 +974,7 @@ impl Config {
             source: self.source.clone(),
             host_id: self.host_id.clone(),
             state_dir: self.state_dir.clone(),
+            timezone: self.timezone.name().to_string(),
             upload: self.upload.clone(),
             daemon: self.daemon.clone(),
             servers: self

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub struct RawConfig {
     pub host_id: Option<String>,
     pub state_dir: Option<PathBuf>,
+    pub timezone: Option<String>,
     #[serde(default)]
     pub upload: RawUpload,
     #[serde(default)]

@@ -6,7 +6,7 @@
 //! `READY=1`.
 //!
 //! Tasks: the **scheduler** computes each site's next cron time (6 fields,
-//! seconds first, UTC) and only *enqueues*; one **runner** executes jobs in
+//! seconds first, UTC or `timezone`) and only *enqueues*; one **runner** executes jobs in
 //! order, sharing the per-site lock with the CLI, and prunes after each
 //! successful backup and once a day; the **watchdog** pings systemd only
 //! while the runner's heartbeat is fresh, so a stuck runner gets the unit
@@ -289,7 +289,7 @@ async fn catch_up(config: &Config, catalog: &Arc<Catalog>, shared: &Shared) {
         let last = last
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc));
-        if schedule::missed_run(&site.schedule, last, now) {
+        if schedule::missed_run(&site.schedule, last, now, config.timezone) {
             info!(site = %site.name, "Missed run (last complete archive older than one period): running once now.");
             shared.enqueue(&site.name, "catch-up");
         }
@@ -308,7 +308,7 @@ async fn scheduler(mut config_rx: watch::Receiver<Arc<Config>>, shared: Arc<Shar
             .iter()
             .filter_map(|s| {
                 let from = fired.get(&s.name).map_or(now, |f| (*f).max(now));
-                schedule::next_after(&s.schedule, from).map(|t| (t, s.name.clone()))
+                schedule::next_after(&s.schedule, from, config.timezone).map(|t| (t, s.name.clone()))
             })
             .collect();
         next.sort();
