@@ -16,6 +16,13 @@
 //! [`catalog`]; a row becomes `complete` only after the server confirmed the
 //! upload.
 //!
+//! A site with a database (`[sites.database]` or a `wp-config.php`) is
+//! dumped once per run, before the first server is tried, into a spool file
+//! under `{state_dir}/spool/` ([`database`]); every attempt appends it as
+//! `database/{name}.sql` after `files/…`, and the file is removed when the
+//! run ends. Per-site [`hooks`] run before the backup, after it succeeded,
+//! or after it failed.
+//!
 //! [`config`] turns TOML + environment into a validated [`config::Config`]
 //! and is the only module that knows env var names.
 
@@ -25,6 +32,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod database;
+pub mod hooks;
 pub mod lock;
 pub mod pipeline;
 pub mod retention;

@@ -12,7 +12,7 @@ mod raw;
 mod secret;
 
 pub use endpoint::Endpoint;
-pub use raw::{RawConfig, RawDatabase, RawRetention, RawServer};
+pub use raw::{RawConfig, RawDatabase, RawHooks, RawRetention, RawServer};
 pub use secret::Secret;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -29,6 +29,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitebackup";
 pub const DEFAULT_SCHEDULE: &str = "0 0 3 * * *";
 /// Default storage limit of a server, in GB (10^9 bytes).
 pub const DEFAULT_STORAGE_LIMIT_GB: f64 = 100.0;
+/// Default time limit of one hook command.
+pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 300;
+/// Longest allowed hook time limit (one day).
+pub const MAX_HOOK_TIMEOUT_SECS: u64 = 86_400;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -167,6 +171,41 @@ pub struct SiteConfig {
     pub exclude_set: GlobSet,
     pub database: Option<RawDatabase>,
     pub retention: Option<RawRetention>,
+    pub hooks: HooksConfig,
+}
+
+/// `[sites.hooks]`, validated. Run by [`crate::hooks`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HooksConfig {
+    /// Run in order before the backup; a failure aborts it unless
+    /// `before_optional`.
+    pub before: Vec<String>,
+    /// Run after an archive was stored.
+    pub after: Vec<String>,
+    /// Run after a failed backup.
+    pub on_error: Vec<String>,
+    /// Time limit of each command.
+    pub timeout_secs: u64,
+    /// Go ahead with the backup (with a warning) when a `before` hook fails.
+    pub before_optional: bool,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            before: Vec::new(),
+            after: Vec::new(),
+            on_error: Vec::new(),
+            timeout_secs: DEFAULT_HOOK_TIMEOUT_SECS,
+            before_optional: false,
+        }
+    }
+}
+
+impl HooksConfig {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty() && self.on_error.is_empty()
+    }
 }
 
 /// One thing wrong with the configuration, naming where to fix it.
@@ -907,15 +946,39 @@ fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Opt
     {
         problems.push(problem(key("retention.keep_within"), None, msg));
     }
-    if let Some(db) = &raw.database
-        && let (Some(_), Some(_)) = (&db.password, &db.password_file)
-    {
-        problems.push(problem(
-            key("database.password"),
-            None,
-            "set either password or password_file, not both",
-        ));
+    if let Some(db) = &raw.database {
+        if let (Some(_), Some(_)) = (&db.password, &db.password_file) {
+            problems.push(problem(
+                key("database.password"),
+                None,
+                "set either password or password_file, not both",
+            ));
+        } else if let Some(file) = &db.password_file
+            && let Err(msg) = read_secret_file(file)
+        {
+            problems.push(problem(key("database.password_file"), None, msg));
+        }
+        if db.socket.is_some() && (db.host.is_some() || db.port.is_some()) {
+            problems.push(problem(
+                key("database.socket"),
+                None,
+                "set either socket or host/port, not both",
+            ));
+        }
+        if let Some(name) = &db.name
+            && let Err(e) = crate::database::check_db_name(name)
+        {
+            problems.push(problem(key("database.name"), None, e.to_string()));
+        }
+        if db.password.is_some() && db.user.is_none() {
+            problems.push(problem(
+                key("database.password"),
+                None,
+                "a password needs a user: set database.user too (without it, user and password come from wp-config.php)",
+            ));
+        }
     }
+    let hooks = build_hooks(raw.hooks.unwrap_or_default(), &key, problems);
     if problems.len() > before {
         return None;
     }
@@ -927,7 +990,39 @@ fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Opt
         exclude_set,
         database: raw.database,
         retention: raw.retention,
+        hooks,
     })
+}
+
+fn build_hooks(raw: RawHooks, key: &dyn Fn(&str) -> String, problems: &mut Vec<Problem>) -> HooksConfig {
+    let timeout_secs = raw.timeout_secs.unwrap_or(DEFAULT_HOOK_TIMEOUT_SECS);
+    if !(1..=MAX_HOOK_TIMEOUT_SECS).contains(&timeout_secs) {
+        problems.push(problem(
+            key("hooks.timeout_secs"),
+            None,
+            format!("must be between 1 and {MAX_HOOK_TIMEOUT_SECS} seconds, found {timeout_secs}"),
+        ));
+    }
+    for (stage, commands) in [
+        ("before", &raw.before),
+        ("after", &raw.after),
+        ("on_error", &raw.on_error),
+    ] {
+        if let Some(i) = commands.iter().position(|c| c.trim().is_empty()) {
+            problems.push(problem(
+                key(&format!("hooks.{stage}")),
+                None,
+                format!("command #{} is empty", i + 1),
+            ));
+        }
+    }
+    HooksConfig {
+        before: raw.before,
+        after: raw.after,
+        on_error: raw.on_error,
+        timeout_secs,
+        before_optional: raw.before_optional.unwrap_or(false),
+    }
 }
 
 /// The effective configuration with secrets redacted, for `config check`.
@@ -966,6 +1061,18 @@ pub struct RedactedSite {
     pub exclude: Vec<String>,
     pub database: Option<String>,
     pub retention: Option<RawRetention>,
+    /// Hook commands are not printed (they may hold tokens): only counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RedactedHooks>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RedactedHooks {
+    pub before: usize,
+    pub after: usize,
+    pub on_error: usize,
+    pub timeout_secs: u64,
+    pub before_optional: bool,
 }
 
 impl Config {
@@ -1023,6 +1130,13 @@ impl Config {
                         _ => format!("name={}", d.name.as_deref().unwrap_or("(from wp-config.php)")),
                     }),
                     retention: s.retention.clone(),
+                    hooks: (!s.hooks.is_empty()).then_some(RedactedHooks {
+                        before: s.hooks.before.len(),
+                        after: s.hooks.after.len(),
+                        on_error: s.hooks.on_error.len(),
+                        timeout_secs: s.hooks.timeout_secs,
+                        before_optional: s.hooks.before_optional,
+                    }),
                 })
                 .collect(),
         }

@@ -68,6 +68,7 @@ pub struct RawSite {
     pub exclude: Vec<String>,
     pub database: Option<RawDatabase>,
     pub retention: Option<RawRetention>,
+    pub hooks: Option<RawHooks>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -81,6 +82,20 @@ pub struct RawDatabase {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub socket: Option<PathBuf>,
+}
+
+/// `[sites.hooks]`: shell commands around a backup.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    #[serde(default)]
+    pub before: Vec<String>,
+    #[serde(default)]
+    pub after: Vec<String>,
+    #[serde(default)]
+    pub on_error: Vec<String>,
+    pub timeout_secs: Option<u64>,
+    pub before_optional: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]

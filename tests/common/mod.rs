@@ -273,3 +273,116 @@ pub fn cutting_proxy(upstream: &str, cut_after: u64) -> String {
     });
     format!("http://{addr}")
 }
+
+/// The private MariaDB of the rig (`SB_TEST_MYSQL_*`), driven with the
+/// stock `mariadb` client. Tests fail loudly when it is not running.
+pub struct Db {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub socket: PathBuf,
+}
+
+impl Db {
+    pub fn get() -> Self {
+        Self {
+            host: need("SB_TEST_MYSQL_HOST"),
+            port: need("SB_TEST_MYSQL_PORT").parse().unwrap(),
+            user: need("SB_TEST_MYSQL_USER"),
+            password: need("SB_TEST_MYSQL_PASSWORD"),
+            socket: PathBuf::from(need("SB_TEST_MYSQL_SOCKET")),
+        }
+    }
+
+    /// Run SQL (as the rig's admin user, over TCP) in `database`; returns
+    /// stdout (tab-separated, no column names). Panics on failure.
+    pub fn sql(&self, database: Option<&str>, sql: &str) -> String {
+        let out = self.try_sql(database, sql);
+        assert!(out.status.success(), "mariadb {sql:?} failed: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    pub fn try_sql(&self, database: Option<&str>, sql: &str) -> Output {
+        let mut cmd = Command::new("mariadb");
+        cmd.args(["--no-defaults", "--protocol=TCP", "--batch", "--skip-column-names"])
+            .arg(format!("--host={}", self.host))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--user={}", self.user))
+            .arg("--default-character-set=utf8mb4")
+            .env("MYSQL_PWD", &self.password);
+        if let Some(db) = database {
+            cmd.arg(db);
+        }
+        cmd.arg("-e").arg(sql);
+        cmd.output().expect("run mariadb")
+    }
+
+    /// A new, empty database with a name unique to this test; dropped when
+    /// the guard goes out of scope.
+    pub fn create(&self, prefix: &str) -> TestDb<'_> {
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        self.sql(None, &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"));
+        TestDb { db: self, name }
+    }
+
+    /// `CHECKSUM TABLE` of each table, in order.
+    pub fn checksums(&self, database: &str, tables: &[&str]) -> Vec<String> {
+        tables
+            .iter()
+            .map(|t| {
+                let out = self.sql(Some(database), &format!("CHECKSUM TABLE `{t}`"));
+                out.split_whitespace().nth(1).unwrap().to_string()
+            })
+            .collect()
+    }
+
+    /// A `wp-config.php` in `site` pointing at this server over TCP.
+    pub fn write_wp_config(&self, site: &Path, database: &str, password: &str) {
+        let text = format!(
+            "<?php\n\
+             // define('DB_NAME', 'not_this_one');\n\
+             define( 'DB_NAME', '{database}' );\n\
+             define( 'DB_USER', '{}' );\n\
+             define( 'DB_PASSWORD', '{password}' );\n\
+             define( \"DB_HOST\", \"{}:{}\" );\n\
+             $table_prefix = 'wp_';\n",
+            self.user, self.host, self.port
+        );
+        std::fs::write(site.join("wp-config.php"), text).unwrap();
+    }
+}
+
+/// A database that is dropped at the end of the test.
+pub struct TestDb<'a> {
+    pub db: &'a Db,
+    pub name: String,
+}
+
+impl Drop for TestDb<'_> {
+    fn drop(&mut self) {
+        // Never panics: this may run while a failed test unwinds.
+        let _ = self
+            .db
+            .try_sql(None, &format!("DROP DATABASE IF EXISTS `{}`", self.name));
+    }
+}
+
+/// `zstd -dc FILE | tar -x -C DIR` with stock tools.
+pub fn extract(archive: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | tar -x -C '{}'",
+            archive.display(),
+            dir.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "zstd|tar -x failed: {}", stderr(&out));
+}
