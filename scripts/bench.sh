@@ -14,6 +14,13 @@
 #   aws          tar -cf - | zstd -3 -T0 | aws s3 cp - s3://…  (same Garage)
 #   compress     tar -cf - | zstd -3 -T0 > /dev/null  (the compress-only floor)
 #
+# Garage deduplicates stored blocks, and a block it already holds costs it
+# far less CPU than a new one. So that every upload is new data, as a real
+# backup mostly is, a file .bench-nonce of random content and size is
+# rewritten at the top of the tree before each command, and tar runs with
+# --sort=name so that, as in sitebackup's walk, that file comes first and
+# shifts everything after it.
+#
 # The order of the three rotates from round to round; `sync` runs before
 # each, and the tree is read once beforehand so that all runs read it warm.
 # On a shared machine, keep other heavy jobs off the CPUs while it measures
@@ -67,6 +74,7 @@ GEN_VERSION=1
 BUCKET=sb-one
 SITE=bench
 MIB=1048576
+NONCE=.bench-nonce
 
 log() {
 	printf '[bench] %s\n' "$*" >&2
@@ -144,7 +152,7 @@ gen_tree() {
 		log "using the cached tree $tree"
 	else
 		log "generating the ${n}x tree in $tree (once; about $((25 * n)) s)"
-		rm -rf "$tree" "$tree.tmp" "$stamp"
+		rm -rf "$tree" "$tree.tmp" "$stamp" "$tree.bytes"
 		mkdir -p "$tree.tmp"
 		python3 - "$tree.tmp" "$n" <<'PY' >&2
 """Generate a WordPress-like tree for the sitebackup benchmark.
@@ -551,7 +559,7 @@ PY
 		printf '%s\n' "$GEN_VERSION" >"$stamp"
 	fi
 	# What the tree holds, for the report.
-	find "$tree" -type f -printf '%s %P\n' | awk -v mib="$MIB" '
+	find "$tree" -type f ! -name "$NONCE" -printf '%s %P\n' | awk -v mib="$MIB" '
 		{ total += $1; n++ }
 		$2 ~ /^wp-content\/uploads\// { media += $1; next }
 		$2 ~ /\.sql$/ { sql += $1; next }
@@ -584,6 +592,10 @@ cleanup() {
 	local rc=$?
 	"$repo_root/scripts/test-env.sh" stop "$rig" || rc=1
 	rm -f "$work/verify.tar.zst"
+	local n
+	for n in "${!trees[@]}"; do
+		rm -f "${trees[$n]}/$NONCE"
+	done
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -652,6 +664,12 @@ measure() {
 	local n=$1 name=$2 round=$3 size_fn=$4
 	shift 4
 	local tfile=$work/time.out g0 g1 line size=-
+	# A new nonce file, first in name order, of random size: every upload is
+	# new data from its first block on. Garage deduplicates blocks, and
+	# storing a block it already holds costs it much less CPU than a new
+	# one; without the nonce, repeated uploads of the same tree would be
+	# measured against a Garage that writes almost nothing.
+	head -c $((65536 + RANDOM * 29)) /dev/urandom >"${trees[$n]}/$NONCE"
 	sync
 	g0=$(garage_ticks)
 	if ! /usr/bin/time -o "$tfile" -f '%e %U %S %M' "$@" >"$work/$name.out" 2>"$work/$name.err"; then
@@ -695,7 +713,7 @@ run_aws() {
 	aws_key=peer-x$n-$round.tar.zst
 	# shellcheck disable=SC2016 # expanded by the inner bash
 	measure "$n" aws "$round" aws_size bash -c 'set -o pipefail
-		tar -cf - -C "$1" . | zstd -3 -T0 -q | aws --endpoint-url "$2" s3 cp - "s3://$3/$4"' \
+		tar --sort=name -cf - -C "$1" . | zstd -3 -T0 -q | aws --endpoint-url "$2" s3 cp - "s3://$3/$4"' \
 		bench "${trees[$n]}" "$endpoint" "$BUCKET" "$aws_key"
 }
 
@@ -703,7 +721,7 @@ run_compress() {
 	local n=$1 round=$2
 	# shellcheck disable=SC2016 # expanded by the inner bash
 	measure "$n" compress "$round" - bash -c 'set -o pipefail
-		tar -cf - -C "$1" . | zstd -3 -T0 -q >/dev/null' bench "${trees[$n]}"
+		tar --sort=name -cf - -C "$1" . | zstd -3 -T0 -q >/dev/null' bench "${trees[$n]}"
 }
 
 # verify SCALE: download the last sitebackup archive and check it.
