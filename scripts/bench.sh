@@ -11,8 +11,8 @@
 # started too but stays idle) and, for each round, measures with GNU time:
 #
 #   sitebackup   sitebackup backup bench              (to the bench Garage)
-#   aws          tar -cf - | zstd -3 -T0 | aws s3 cp - s3://…  (same Garage)
-#   compress     tar -cf - | zstd -3 -T0 > /dev/null  (the compress-only floor)
+#   aws          tar -cf - . | zstd -3 -T0 | aws s3 cp - s3://…  (same Garage)
+#   compress     tar -cf - . | zstd -3 -T0 > /dev/null  (compress-only floor)
 #
 # Garage deduplicates stored blocks, and a block it already holds costs it
 # far less CPU than a new one. So that every upload is new data, as a real
@@ -25,6 +25,7 @@
 # each, and the tree is read once beforehand so that all runs read it warm.
 # On a shared machine, keep other heavy jobs off the CPUs while it measures
 # (see SB_BENCH_LOCK): the targets compare wall times.
+#
 # It prints the median wall time, CPU seconds (user + sys) and peak RSS of
 # each, Garage's own CPU seconds during each, the archive sizes, and the
 # target ratios:
@@ -42,9 +43,11 @@
 #     (Linux's ru_maxrss for a waited-for tree is a max, not a sum).
 #   - Garage CPU is the growth of utime + stime in /proc/PID/stat of the
 #     Garage server; it is not included in any command's CPU.
+#
 # Before the rounds, one unmeasured sitebackup run warms Garage up; its 1×
-# archive is downloaded with aws and checked (SHA-256 and size against the command's --json report, zstd -t,
-# manifest.json and one tar entry per regular file of the tree).
+# archive is downloaded with aws and checked: SHA-256 and size against the
+# command's --json report, zstd -t, manifest.json, and one tar entry per
+# regular file of the tree.
 #
 # Options (and the environment variables that set the same):
 #   --scale N    SB_BENCH_SCALE   also run on a tree N times larger and print
@@ -157,7 +160,7 @@ gen_tree() {
 		python3 - "$tree.tmp" "$n" <<'PY' >&2
 """Generate a WordPress-like tree for the sitebackup benchmark.
 
-usage: gen.py DEST SCALE
+Run by scripts/bench.sh as: python3 - DEST SCALE
 
 Deterministic (seeded) apart from mtimes. At scale 1: ~50 MB of PHP-like
 text (core + plugins + themes), ~400 MB of incompressible media under
@@ -289,7 +292,7 @@ def php_file(rng, w, target):
     size = 0
     klass = rng.random() < 0.5
     if klass:
-        lines += [f"class {w.ident(2).title().replace('_', '_')} {{", ""]
+        lines += [f"class {w.ident(2).title()} {{", ""]
     while size < target:
         chunk = php_function(rng, w, "\t" if klass else "")
         size += sum(len(x) + 1 for x in chunk)
@@ -590,7 +593,12 @@ rm -rf "$work"
 mkdir -p "$work"
 cleanup() {
 	local rc=$?
-	"$repo_root/scripts/test-env.sh" stop "$rig" || rc=1
+	# Garage's data can reach several GB; the servers' logs are kept.
+	if "$repo_root/scripts/test-env.sh" stop "$rig"; then
+		rm -rf "$rig/garage" "$rig/mariadb"
+	else
+		rc=1
+	fi
 	rm -f "$work/verify.tar.zst"
 	local n
 	for n in "${!trees[@]}"; do
