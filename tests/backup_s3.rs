@@ -163,21 +163,21 @@ fn backup_fails_over_from_a_dead_server() {
 }
 
 #[test]
-fn full_server_is_skipped_and_a_crossed_limit_aborts_and_fails_over() {
+fn dead_server_then_crossed_limit_then_a_good_server() {
     let rig = Rig::get();
     let mut ws = Workspace::new("limits");
     // 6,000,000 bytes of incompressible data: the archive is a little larger.
     let site = ws.path().join("site");
-    std::fs::create_dir_all(&site).unwrap();
-    std::fs::write(site.join("media.bin"), random(6_000_000)).unwrap();
+    std::fs::create_dir_all(site.join("wp-content")).unwrap();
+    std::fs::write(site.join("wp-content/media.bin"), random(6_000_000)).unwrap();
     ws.write_config(&site_toml("blog", &site));
-    // Server 1 cannot fit the estimate at all: skipped without an upload.
-    ws.set_env(rig.server_env(1, &rig.buckets[0]));
-    ws.set_env([("S3_SERVER_1_STORAGE_LIMIT_GB".to_string(), "0.001".to_string())]);
-    // Server 2 passes the estimate (source size) but the archive crosses it.
+    // Server 1 is a dead endpoint.
+    ws.set_env(dead_server(1));
+    // Server 2's limit is smaller than the archive but passes the estimate
+    // (the source size): the upload crosses it and must abort.
     ws.set_env(rig.server_env(2, &rig.buckets[1]));
     ws.set_env([("S3_SERVER_2_STORAGE_LIMIT_GB".to_string(), "0.006001".to_string())]);
-    // Server 3 has room.
+    // Server 3 is fine.
     ws.set_env(rig.server_env(3, &rig.buckets[2]));
 
     let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
@@ -185,34 +185,55 @@ fn full_server_is_skipped_and_a_crossed_limit_aborts_and_fails_over() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &report["results"][0];
     let attempts = r["attempts"].as_array().unwrap();
-    assert_eq!(attempts[0]["outcome"], "skipped", "{report}");
-    assert!(
-        attempts[0]["reason"].as_str().unwrap().starts_with("Not enough space"),
-        "{report}"
-    );
+    assert_eq!(attempts[0]["outcome"], "failed", "{report}");
+    assert!(attempts[0]["reason"].as_str().unwrap().contains("Connection error"), "{report}");
     assert_eq!(attempts[1]["outcome"], "failed", "{report}");
-    assert!(
-        attempts[1]["reason"].as_str().unwrap().contains("Not enough space"),
-        "{report}"
-    );
+    assert!(attempts[1]["reason"].as_str().unwrap().contains("Not enough space"), "{report}");
     assert_eq!(attempts[2]["outcome"], "succeeded", "{report}");
     assert_eq!(r["archive"]["server_id"], 3);
 
     let prefix = format!("{}/", ws.host_id);
-    for bucket in &rig.buckets[..2] {
-        assert!(rig.keys(bucket, &prefix).is_empty(), "object left on {bucket}");
-        assert!(
-            rig.pending_uploads(bucket, &prefix).is_empty(),
-            "upload left open on {bucket}"
-        );
-    }
-    // The catalog has one failed row (server 2) and one complete (server 3).
+    assert!(rig.keys(&rig.buckets[1], &prefix).is_empty(), "object left on server 2");
+    assert!(rig.pending_uploads(&rig.buckets[1], &prefix).is_empty(), "upload left open on server 2");
+    // The catalog: server 2's row failed; one complete row, on server 3,
+    // under the contract's key, whose sha256 is that of the stored object.
     let rows = list_json(&ws, &["--all"]);
     let statuses: Vec<(i64, &str)> = rows
         .iter()
         .map(|r| (r["server_id"].as_i64().unwrap(), r["status"].as_str().unwrap()))
         .collect();
     assert_eq!(statuses, vec![(2, "failed"), (3, "complete")]);
+    let key = rows[1]["key"].as_str().unwrap();
+    let file_name = key.rsplit('/').next().unwrap();
+    let date_dirs = &key[prefix.len()..key.len() - file_name.len()];
+    assert_eq!(date_dirs.len(), "YYYY/MM/DD/".len(), "{key}");
+    assert!(file_name.starts_with("blog-backup-") && file_name.ends_with(".tar.zst"), "{key}");
+    let file = ws.path().join("dl.tar.zst");
+    rig.download(&rig.buckets[2], key, &file);
+    assert_eq!(sha256_file(&file), rows[1]["sha256"].as_str().unwrap());
+    let names = tar_listing(&file);
+    assert!(names.contains(&"manifest.json".to_string()), "{names:?}");
+    assert!(names.contains(&"files/wp-content/media.bin".to_string()), "{names:?}");
+}
+
+#[test]
+fn a_full_server_is_skipped_without_an_upload() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("full");
+    let site = ws.make_site("site", 2_000_000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([("S3_SERVER_1_STORAGE_LIMIT_GB".to_string(), "0.001".to_string())]);
+    ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["results"][0];
+    assert_eq!(r["attempts"][0]["outcome"], "skipped", "{report}");
+    assert!(r["attempts"][0]["reason"].as_str().unwrap().starts_with("Not enough space"), "{report}");
+    assert_eq!(r["archive"]["server_id"], 2);
+    // Skipped means no row at all for server 1.
+    assert!(list_json(&ws, &["--all", "--server", "1"]).is_empty());
 }
 
 #[test]

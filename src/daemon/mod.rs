@@ -224,6 +224,11 @@ async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
         }
     }
     for site in held.keys() {
+        // A database dump spooled by a run that died (see database::dump).
+        let spool = config.state_dir.join("spool").join(format!("{site}.sql"));
+        if std::fs::remove_file(&spool).is_ok() {
+            warn!(site = %site, "Removed a database dump left by an interrupted run.");
+        }
         let cat = catalog.clone();
         let s = site.clone();
         match tokio::task::spawn_blocking(move || cat.fail_stale_uploads(&s)).await {
