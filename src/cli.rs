@@ -82,17 +82,23 @@ pub struct ListArgs {
 pub struct RestoreArgs {
     /// Catalog id or object key
     pub archive: String,
+    /// Where to restore: a new or empty directory
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
     #[arg(long)]
     pub with_db: bool,
     #[arg(long, requires = "with_db")]
     pub db_name: Option<String>,
+    /// On failure keep the partial, untrusted tree in DIR/UNTRUSTED-partial-restore instead of removing it
+    #[arg(long)]
+    pub keep_partial: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Catalog ids or object keys
     pub archives: Vec<String>,
+    /// Verify every complete archive in the catalog
     #[arg(long, conflicts_with = "archives")]
     pub all: bool,
 }
@@ -107,6 +113,7 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
+    /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
 }

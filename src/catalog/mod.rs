@@ -7,6 +7,10 @@
 //! `spawn_blocking`. Nothing here ever stores a credential; error texts
 //! come from classified storage errors, which never include one.
 
+mod ops;
+
+pub use ops::{ImportedArchive, UploadingRow};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -109,6 +113,8 @@ pub struct ArchiveRow {
     pub status: String,
     pub error: Option<String>,
     pub verified_at: Option<String>,
+    /// Result of the last `verify` (`None`: never verified).
+    pub verify_ok: Option<bool>,
 }
 
 /// A new archive row, written as `uploading` before the first byte goes out.
@@ -317,7 +323,7 @@ impl Catalog {
     pub fn list(&self, filter: &ListFilter) -> CatalogResult<Vec<ArchiveRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at
+                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok
                  FROM s3_archives
                  WHERE (?1 IS NULL OR site = ?1) AND (?2 IS NULL OR server_id = ?2)
                    AND (?3 OR status IN ('complete','uploading'))
@@ -331,7 +337,7 @@ impl Catalog {
     pub fn archive(&self, id: i64) -> CatalogResult<Option<ArchiveRow>> {
         self.with(|c| {
             c.query_row(
-                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at
+                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok
                  FROM s3_archives WHERE id = ?1",
                 params![id],
                 row_to_archive,
@@ -396,6 +402,7 @@ fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
         status: r.get(9)?,
         error: r.get(10)?,
         verified_at: r.get(11)?,
+        verify_ok: r.get(12)?,
     })
 }
 

@@ -4,7 +4,10 @@
 mod backup;
 mod config_check;
 mod list;
+mod reconcile;
+mod restore;
 mod servers;
+mod verify;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::{self, Config, ConfigError, LoadOptions};
@@ -28,13 +31,14 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Servers => servers::run(&config, cli.json).await,
         Command::List(args) => list::run(&config, args, cli.json),
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
+        Command::Restore(args) => restore::run(&config, args, cli.json).await,
+        Command::Verify(args) => verify::run(&config, args, cli.json).await,
+        Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Config(_) => unreachable!("handled above"),
-        Command::Daemon | Command::Restore(_) | Command::Verify(_) | Command::Prune(_) | Command::Reconcile(_) => {
-            Err(anyhow::anyhow!(
-                "this command is not available in sitebackup {} yet",
-                env!("CARGO_PKG_VERSION")
-            ))
-        }
+        Command::Daemon | Command::Prune(_) => Err(anyhow::anyhow!(
+            "this command is not available in sitebackup {} yet",
+            env!("CARGO_PKG_VERSION")
+        )),
     };
     match result {
         Ok(code) => code,
