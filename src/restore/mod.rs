@@ -488,3 +488,6 @@ pub async fn verify(
     report.duration_secs = started.elapsed().as_secs_f64();
     report
 }
+
+#[cfg(test)]
+mod tests;
