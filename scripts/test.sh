@@ -57,3 +57,11 @@ else
 	section "cargo test${*:+ $*}"
 	cargo test "$@"
 fi
+
+# The Debian package: build, lintian, systemd-analyze verify, and (as root)
+# an install → --version → remove → purge cycle. Skipped only when extra
+# arguments select a subset of tests.
+if [[ $# -eq 0 ]]; then
+	section "debian package: build, lintian, systemd-analyze, dpkg cycle"
+	scripts/check-deb.sh
+fi

@@ -69,9 +69,11 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only archives of this site
     #[arg(long)]
     pub site: Option<String>,
-    #[arg(long)]
+    /// Only archives on server N
+    #[arg(long, value_name = "N")]
     pub server: Option<u32>,
     /// Also show failed, deleted and missing archives
     #[arg(long)]
@@ -82,12 +84,14 @@ pub struct ListArgs {
 pub struct RestoreArgs {
     /// Catalog id or object key
     pub archive: String,
-    /// Where to restore: a new or empty directory
-    #[arg(long, value_name = "DIR")]
+    /// Directory to restore into (manifest.json, files/, database/): new or empty
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub to: PathBuf,
+    /// Also import database/*.sql with the mariadb/mysql client
     #[arg(long)]
     pub with_db: bool,
-    #[arg(long, requires = "with_db")]
+    /// Import into this database (created if missing) instead of the site's
+    #[arg(long, requires = "with_db", value_name = "NAME")]
     pub db_name: Option<String>,
     /// On failure keep the partial, untrusted tree in DIR/UNTRUSTED-partial-restore instead of removing it
     #[arg(long)]
@@ -105,8 +109,10 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
+    /// Only this site
     #[arg(long)]
     pub site: Option<String>,
+    /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -16,6 +16,13 @@
 //! [`catalog`]; a row becomes `complete` only after the server confirmed the
 //! upload.
 //!
+//! A site with a database (`[sites.database]` or a `wp-config.php`) is
+//! dumped once per run, before the first server is tried, into a spool file
+//! under `{state_dir}/spool/` ([`database`]); every attempt appends it as
+//! `database/{name}.sql` after `files/…`, and the file is removed when the
+//! run ends. Per-site [`hooks`] run before the backup, after it succeeded,
+//! or after it failed.
+//!
 //! Getting data back ([`restore`]) is the same idea in reverse: one
 //! streaming pass downloads the object, hashes it, and feeds it through a
 //! bounded channel to a blocking thread that decodes zstd and extracts tar
@@ -31,10 +38,14 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
+pub mod database;
+pub mod hooks;
 pub mod lock;
 pub mod pipeline;
 pub mod reconcile;
 pub mod restore;
+pub mod retention;
 pub mod storage;
 pub mod telemetry;
 

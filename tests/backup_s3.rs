@@ -267,3 +267,88 @@ fn quick_start_local_target_backup() {
     assert_eq!(sha256_file(&file), rows[0]["sha256"].as_str().unwrap());
     assert!(tar_listing(&file).contains(&"files/index.php".to_string()));
 }
+
+#[test]
+fn wrong_credentials_fail_over_and_are_recorded() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("wrongcreds");
+    let site = ws.make_site("site", 1000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([(
+        "S3_SERVER_1_SECRET_KEY".to_string(),
+        "not-the-secret-at-all-0000".to_string(),
+    )]);
+    ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["results"][0]["archive"]["server_id"], 2, "{report}");
+    // The runs table, read straight from SQLite, says why server 1 failed.
+    let db = rusqlite::Connection::open(ws.state_dir().join("catalog.db")).unwrap();
+    let reason: String = db
+        .query_row(
+            "SELECT reason FROM run_attempts WHERE server_id = 1 AND outcome = 'failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(reason.contains("Invalid S3 credentials"), "{reason}");
+    let dump: Vec<String> = db
+        .prepare("SELECT COALESCE(reason,'') FROM run_attempts UNION ALL SELECT COALESCE(error,'') FROM backup_runs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!dump.iter().any(|t| t.contains("not-the-secret")), "{dump:?}");
+}
+
+#[test]
+fn a_server_dying_mid_upload_fails_over_and_leaves_nothing() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("midupload");
+    let site = ws.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("media.bin"), random(12_000_000)).unwrap();
+    ws.write_config(&site_toml("blog", &site));
+    // Server 1 goes through a proxy that cuts each connection after 1 MB:
+    // small requests pass, every part upload dies half-way.
+    let proxy = cutting_proxy(&rig.endpoint, 1_000_000);
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([
+        ("S3_SERVER_1_ENDPOINT".to_string(), proxy),
+        ("SITEBACKUP_PART_RETRIES".to_string(), "2".to_string()),
+    ]);
+    ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["results"][0];
+    assert_eq!(r["archive"]["server_id"], 2, "{report}");
+    assert_eq!(r["attempts"][0]["outcome"], "failed", "{report}");
+    let prefix = format!("{}/", ws.host_id);
+    // Checked on Garage directly, not through the proxy.
+    assert!(
+        rig.keys(&rig.buckets[0], &prefix).is_empty(),
+        "partial object on the dead server"
+    );
+    assert!(
+        rig.pending_uploads(&rig.buckets[0], &prefix).is_empty(),
+        "open upload on the dead server"
+    );
+    let rows = list_json(&ws, &["--all"]);
+    assert!(
+        rows.iter()
+            .filter(|r| r["server_id"] == 1)
+            .all(|r| r["status"] == "failed"),
+        "{rows:?}"
+    );
+    let complete: Vec<_> = rows.iter().filter(|r| r["status"] == "complete").collect();
+    assert_eq!(complete.len(), 1);
+    assert_eq!(complete[0]["server_id"], 2);
+    // The archive on server 2 is whole: its checksum matches the catalog.
+    let file = ws.path().join("dl.tar.zst");
+    rig.download(&rig.buckets[1], complete[0]["key"].as_str().unwrap(), &file);
+    assert_eq!(sha256_file(&file), complete[0]["sha256"].as_str().unwrap());
+}

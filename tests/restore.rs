@@ -406,3 +406,49 @@ fn a_hard_link_to_an_outside_path_is_refused() {
         )
     });
 }
+
+#[test]
+fn the_database_dump_is_laid_out_for_an_import() {
+    let rig = Rig::get();
+    let db = Db::get();
+    let data = db.create("sbt_restore");
+    db.sql(
+        Some(&data.name),
+        "CREATE TABLE wp_options (k VARCHAR(20), v TEXT); INSERT INTO wp_options VALUES ('blogname', 'Restored blog')",
+    );
+    let mut ws = Workspace::new("restore-db");
+    let site = ws.make_site("site", 10_000);
+    db.write_wp_config(&site, &data.name, &db.password);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let key = json_of(&out)["results"][0]["archive"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let dir = ws.path().join("restored");
+    let out = ws
+        .cmd()
+        .args(["--json", "restore", &key, "--to"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report = json_of(&out);
+    let dump = dir.join(format!("database/{}.sql", data.name));
+    assert_eq!(
+        report["database_dumps"],
+        serde_json::json!([dump.to_str().unwrap()]),
+        "{report}"
+    );
+    let sql = std::fs::read_to_string(&dump).unwrap();
+    assert!(
+        sql.contains("CREATE TABLE `wp_options`") && sql.contains("'Restored blog'"),
+        "{sql}"
+    );
+    assert_eq!(report["manifest"]["database"]["name"], data.name.as_str(), "{report}");
+    assert_eq!(entries_of(&dir), ["database", "files", "manifest.json"]);
+    assert_same_tree(&site, &dir.join("files"));
+}

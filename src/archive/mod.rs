@@ -1,4 +1,5 @@
 //! The archive format, in plain `std::io`: a tar stream (`files/…`, then
+//! `database/{name}.sql` when the site has a database, then
 //! `manifest.json`) through zstd, hashed as it goes. No async, no S3.
 //! [`extract`] is the safe reader used by `restore` and `verify`.
 //!
@@ -31,6 +32,22 @@ pub struct ArchiveSpec {
     pub created_at: String,
     pub zstd_level: i32,
     pub zstd_threads: u32,
+    /// The database dump to append after the files, if any.
+    pub database: Option<DatabaseEntry>,
+}
+
+/// A database dump already spooled to a file (see `crate::database`).
+#[derive(Debug, Clone)]
+pub struct DatabaseEntry {
+    /// Entry name inside the archive, e.g. `database/wp_blog.sql`.
+    pub entry: String,
+    /// The spool file.
+    pub path: PathBuf,
+    /// Its size when the dump finished; the entry must have exactly this
+    /// many bytes.
+    pub size: u64,
+    /// What `manifest.json` records under `database`.
+    pub manifest: serde_json::Value,
 }
 
 /// Counters of one archive, also written into `manifest.json`.
@@ -127,6 +144,10 @@ pub fn write_archive<W: Write>(
         append_entry(&mut builder, entry.path(), &name, &mut stats, read_bytes)?;
     }
 
+    if let Some(db) = &spec.database {
+        append_database(&mut builder, db, read_bytes)?;
+    }
+
     for w in &stats.warnings {
         tracing::warn!(site = %spec.site, "{w}");
     }
@@ -144,7 +165,7 @@ pub fn write_archive<W: Write>(
         file_bytes: stats.file_bytes,
         unreadable: stats.unreadable,
         warnings: stats.warnings.len(),
-        database: None,
+        database: spec.database.as_ref().map(|d| d.manifest.clone()),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
     let mut header = tar::Header::new_gnu();
@@ -157,6 +178,79 @@ pub fn write_archive<W: Write>(
     let encoder = builder.into_inner()?;
     let out = encoder.finish()?;
     Ok((stats, out))
+}
+
+/// `database/` (0700) and the dump (0600: it holds password hashes), read
+/// from the spool file. A spool file that is not exactly `db.size` bytes
+/// fails the archive rather than writing a corrupt entry.
+fn append_database<W: Write>(
+    builder: &mut tar::Builder<W>,
+    db: &DatabaseEntry,
+    read_bytes: &AtomicU64,
+) -> io::Result<()> {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    if let Some(dir) = Path::new(&db.entry).parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(0o700);
+        header.set_mtime(now);
+        builder.append_data(&mut header, dir, io::empty())?;
+    }
+    let file = std::fs::File::open(&db.path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open the database dump {}: {e}", db.path.display()),
+        )
+    })?;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(db.size);
+    header.set_mode(0o600);
+    header.set_mtime(now);
+    let mut reader = ExactReader {
+        inner: file,
+        remaining: db.size,
+        read_bytes,
+    };
+    builder.append_data(&mut header, &db.entry, &mut reader)?;
+    let mut probe = [0u8; 1];
+    if reader.inner.read(&mut probe)? > 0 {
+        return Err(io::Error::other(format!(
+            "the database dump {} grew after it was written",
+            db.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Yields exactly `remaining` bytes or fails with `UnexpectedEof`.
+struct ExactReader<'a, R> {
+    inner: R,
+    remaining: u64,
+    read_bytes: &'a AtomicU64,
+}
+
+impl<R: Read> Read for ExactReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the database dump is {} bytes shorter than when it was written",
+                    self.remaining
+                ),
+            ));
+        }
+        self.remaining -= n as u64;
+        self.read_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 fn append_entry<W: Write>(

@@ -14,6 +14,7 @@ fn spec(root: &Path, exclude: &[&str]) -> ArchiveSpec {
         created_at: "2024-12-25T08:30:00Z".into(),
         zstd_level: 3,
         zstd_threads: 0,
+        database: None,
     }
 }
 
@@ -70,6 +71,52 @@ fn archive_holds_files_dirs_symlinks_and_manifest() {
     let manifest: serde_json::Value = serde_json::from_slice(&list.last().unwrap().2).unwrap();
     assert_eq!(manifest["site"], "blog");
     assert_eq!(manifest["files"], 2);
+}
+
+#[test]
+fn database_dump_goes_between_files_and_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("index.php"), b"<?php").unwrap();
+    let dump = dir.path().join("blog.sql");
+    let sql = b"CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n".to_vec();
+    std::fs::write(&dump, &sql).unwrap();
+    let mut s = spec(&root, &[]);
+    s.database = Some(DatabaseEntry {
+        entry: "database/wp_blog.sql".into(),
+        path: dump.clone(),
+        size: sql.len() as u64,
+        manifest: serde_json::json!({ "name": "wp_blog", "dump_bytes": sql.len() }),
+    });
+    let counter = Arc::new(AtomicU64::new(0));
+    let (_, out) = write_archive(&s, Vec::new(), &counter).unwrap();
+    let list = entries(&out);
+    let names: Vec<&str> = list.iter().map(|e| e.0.as_str()).collect();
+    let n = names.len();
+    assert_eq!(
+        &names[n - 3..],
+        &["database", "database/wp_blog.sql", "manifest.json"],
+        "{names:?}"
+    );
+    assert!(names[..n - 3].iter().all(|n| n.starts_with("files")), "{names:?}");
+    let entry = &list[n - 2];
+    assert_eq!(entry.2, sql);
+    assert_eq!(entry.3 & 0o777, 0o600, "a dump holds password hashes");
+    assert_eq!(list[n - 3].3 & 0o777, 0o700);
+    let manifest: serde_json::Value = serde_json::from_slice(&list[n - 1].2).unwrap();
+    assert_eq!(manifest["database"]["name"], "wp_blog");
+    assert_eq!(counter.load(Ordering::Relaxed), 5 + sql.len() as u64);
+
+    // A spool file that changed size fails the archive instead of corrupting it.
+    for size in [sql.len() as u64 + 10, sql.len() as u64 - 10] {
+        let mut bad = s.clone();
+        if let Some(db) = bad.database.as_mut() {
+            db.size = size;
+        }
+        let err = write_archive(&bad, Vec::new(), &counter).unwrap_err();
+        assert!(err.to_string().contains("database dump"), "{err}");
+    }
 }
 
 #[test]

@@ -322,23 +322,74 @@ impl Catalog {
 
     pub fn list(&self, filter: &ListFilter) -> CatalogResult<Vec<ArchiveRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ARCHIVE_COLUMNS}
                  FROM s3_archives
                  WHERE (?1 IS NULL OR site = ?1) AND (?2 IS NULL OR server_id = ?2)
                    AND (?3 OR status IN ('complete','uploading'))
-                 ORDER BY created_at, id",
+                 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query_map(
+                params![filter.site, filter.server_id, filter.all_statuses],
+                row_to_archive,
             )?;
-            let rows = stmt.query_map(params![filter.site, filter.server_id, filter.all_statuses], row_to_archive)?;
             rows.collect()
+        })
+    }
+
+    /// Mark an archive whose object was removed by retention.
+    pub fn mark_deleted(&self, id: i64) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET status = 'deleted', completed_at = COALESCE(completed_at, ?2) WHERE id = ?1",
+                params![id, now_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Rows left `uploading` by a process that died. Only call this while
+    /// holding the site's lock.
+    pub fn fail_stale_uploads(&self, site: &str) -> CatalogResult<Vec<ArchiveRow>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let rows: Vec<ArchiveRow> = {
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {ARCHIVE_COLUMNS} FROM s3_archives WHERE site = ?1 AND status = 'uploading'"
+                ))?;
+                stmt.query_map(params![site], row_to_archive)?.collect::<rusqlite::Result<_>>()?
+            };
+            tx.execute(
+                "UPDATE s3_archives SET status = 'failed', error = 'interrupted: the process stopped during the upload', completed_at = ?2
+                 WHERE site = ?1 AND status = 'uploading'",
+                params![site, now_rfc3339()],
+            )?;
+            tx.execute(
+                "UPDATE backup_runs SET outcome = 'failed', error = 'interrupted: the process stopped during the run', finished_at = ?2
+                 WHERE site = ?1 AND outcome = 'running'",
+                params![site, now_rfc3339()],
+            )?;
+            tx.commit()?;
+            Ok(rows)
+        })
+    }
+
+    /// The newest complete archive's creation time for a site.
+    pub fn last_complete_at(&self, site: &str) -> CatalogResult<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT created_at FROM s3_archives WHERE site = ?1 AND status = 'complete' ORDER BY created_at DESC LIMIT 1",
+                params![site],
+                |r| r.get(0),
+            )
+            .optional()
         })
     }
 
     pub fn archive(&self, id: i64) -> CatalogResult<Option<ArchiveRow>> {
         self.with(|c| {
             c.query_row(
-                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok
-                 FROM s3_archives WHERE id = ?1",
+                &format!("SELECT {ARCHIVE_COLUMNS} FROM s3_archives WHERE id = ?1"),
                 params![id],
                 row_to_archive,
             )
@@ -387,6 +438,11 @@ impl Catalog {
         })
     }
 }
+
+/// The columns [`row_to_archive`] reads, in its order: every query that
+/// returns [`ArchiveRow`]s selects exactly these.
+const ARCHIVE_COLUMNS: &str =
+    "id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok";
 
 fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
     Ok(ArchiveRow {

@@ -3,11 +3,8 @@
 //! makes (import, missing, size, found again). Usage is the sum of
 //! `complete` rows, so these corrections are what fixes usage.
 
-use super::{ArchiveRow, Catalog, CatalogResult, now_rfc3339, row_to_archive};
+use super::{ARCHIVE_COLUMNS as COLUMNS, ArchiveRow, Catalog, CatalogResult, now_rfc3339, row_to_archive};
 use rusqlite::{OptionalExtension, params};
-
-const COLUMNS: &str =
-    "id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok";
 
 /// An object found in a bucket that the catalog did not know as complete.
 #[derive(Debug, Clone, PartialEq, Eq)]

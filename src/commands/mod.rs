@@ -4,6 +4,7 @@
 mod backup;
 mod config_check;
 mod list;
+mod prune;
 mod reconcile;
 mod restore;
 mod servers;
@@ -31,14 +32,12 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Servers => servers::run(&config, cli.json).await,
         Command::List(args) => list::run(&config, args, cli.json),
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
+        Command::Prune(args) => prune::run(&config, args, cli.json).await,
         Command::Restore(args) => restore::run(&config, args, cli.json).await,
         Command::Verify(args) => verify::run(&config, args, cli.json).await,
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Config(_) => unreachable!("handled above"),
-        Command::Daemon | Command::Prune(_) => Err(anyhow::anyhow!(
-            "this command is not available in sitebackup {} yet",
-            env!("CARGO_PKG_VERSION")
-        )),
+        Command::Daemon => crate::daemon::run(opts.clone(), config.clone()).await,
     };
     match result {
         Ok(code) => code,

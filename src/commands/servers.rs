@@ -69,6 +69,7 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
                 r.limit_bytes as f64 / 1e9
             );
             match &r.error {
+                None if r.endpoint == "local" => println!("    Status: OK (directory writable)"),
                 None => println!("    Status: OK (reachable, credentials valid, bucket exists)"),
                 Some(e) => println!("    Status: FAILED ({}): {e}", r.status),
             }

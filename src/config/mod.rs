@@ -12,7 +12,7 @@ mod raw;
 mod secret;
 
 pub use endpoint::Endpoint;
-pub use raw::{RawConfig, RawDatabase, RawRetention, RawServer};
+pub use raw::{RawConfig, RawDatabase, RawHooks, RawRetention, RawServer};
 pub use secret::Secret;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -29,6 +29,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitebackup";
 pub const DEFAULT_SCHEDULE: &str = "0 0 3 * * *";
 /// Default storage limit of a server, in GB (10^9 bytes).
 pub const DEFAULT_STORAGE_LIMIT_GB: f64 = 100.0;
+/// Default time limit of one hook command.
+pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 300;
+/// Longest allowed hook time limit (one day).
+pub const MAX_HOOK_TIMEOUT_SECS: u64 = 86_400;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -37,7 +41,10 @@ const MIB: u64 = 1024 * 1024;
 pub struct Config {
     pub host_id: String,
     pub state_dir: PathBuf,
+    /// Time zone of the cron schedules (default UTC).
+    pub timezone: chrono_tz::Tz,
     pub upload: UploadConfig,
+    pub daemon: DaemonConfig,
     /// Ordered by id: this is the order in which servers are tried.
     pub servers: Vec<ServerConfig>,
     pub sites: Vec<SiteConfig>,
@@ -74,6 +81,25 @@ impl Default for UploadConfig {
             zstd_threads: if cores > 1 { cores } else { 0 },
             part_retries: 3,
             size_margin_percent: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonConfig {
+    /// On SIGTERM, how long a running upload may go on before it is aborted.
+    /// Keep it below the unit's `TimeoutStopSec`.
+    pub drain_timeout_secs: u64,
+    /// Run a site once soon after start when its last complete archive is
+    /// older than one schedule period (the daemon was down at its time).
+    pub catch_up: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 90,
+            catch_up: true,
         }
     }
 }
@@ -145,6 +171,41 @@ pub struct SiteConfig {
     pub exclude_set: GlobSet,
     pub database: Option<RawDatabase>,
     pub retention: Option<RawRetention>,
+    pub hooks: HooksConfig,
+}
+
+/// `[sites.hooks]`, validated. Run by [`crate::hooks`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HooksConfig {
+    /// Run in order before the backup; a failure aborts it unless
+    /// `before_optional`.
+    pub before: Vec<String>,
+    /// Run after an archive was stored.
+    pub after: Vec<String>,
+    /// Run after a failed backup.
+    pub on_error: Vec<String>,
+    /// Time limit of each command.
+    pub timeout_secs: u64,
+    /// Go ahead with the backup (with a warning) when a `before` hook fails.
+    pub before_optional: bool,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            before: Vec::new(),
+            after: Vec::new(),
+            on_error: Vec::new(),
+            timeout_secs: DEFAULT_HOOK_TIMEOUT_SECS,
+            before_optional: false,
+        }
+    }
+}
+
+impl HooksConfig {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty() && self.on_error.is_empty()
+    }
 }
 
 /// One thing wrong with the configuration, naming where to fix it.
@@ -421,7 +482,51 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         .or(raw.state_dir)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
 
+    let timezone = match env.get("SITEBACKUP_TIMEZONE").cloned().or(raw.timezone) {
+        None => chrono_tz::UTC,
+        Some(name) => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                problems.push(problem(
+                    "timezone",
+                    Some("SITEBACKUP_TIMEZONE".into()),
+                    format!("unknown time zone {name:?}; use an IANA name such as \"UTC\" or \"Europe/London\""),
+                ));
+                chrono_tz::UTC
+            }
+        },
+    };
     let upload = build_upload(&raw.upload, env, &mut problems);
+    let mut daemon = DaemonConfig::default();
+    match env
+        .get("SITEBACKUP_DRAIN_TIMEOUT_SECS")
+        .map(|v| v.trim().parse::<u64>())
+    {
+        Some(Ok(v)) => daemon.drain_timeout_secs = v,
+        Some(Err(_)) => problems.push(problem(
+            "daemon.drain_timeout_secs",
+            Some("SITEBACKUP_DRAIN_TIMEOUT_SECS".into()),
+            "expected a whole number of seconds",
+        )),
+        None => {
+            if let Some(v) = raw.daemon.drain_timeout_secs {
+                daemon.drain_timeout_secs = v;
+            }
+        }
+    }
+    match env.get("SITEBACKUP_CATCH_UP").map(|v| parse_bool(v)) {
+        Some(Some(v)) => daemon.catch_up = v,
+        Some(None) => problems.push(problem(
+            "daemon.catch_up",
+            Some("SITEBACKUP_CATCH_UP".into()),
+            "expected true or false",
+        )),
+        None => {
+            if let Some(v) = raw.daemon.catch_up {
+                daemon.catch_up = v;
+            }
+        }
+    }
 
     // Servers: TOML first, then env merged over it by id.
     let mut by_id: BTreeMap<u32, RawServer> = BTreeMap::new();
@@ -484,7 +589,9 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         Ok(Config {
             host_id,
             state_dir,
+            timezone,
             upload,
+            daemon,
             servers,
             sites,
             source: None,
@@ -834,15 +941,44 @@ fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Opt
             GlobSet::empty()
         }
     };
-    if let Some(db) = &raw.database
-        && let (Some(_), Some(_)) = (&db.password, &db.password_file)
+    if let Some(r) = &raw.retention
+        && let Err(msg) = crate::retention::RetentionPolicy::from_raw(r)
     {
-        problems.push(problem(
-            key("database.password"),
-            None,
-            "set either password or password_file, not both",
-        ));
+        problems.push(problem(key("retention.keep_within"), None, msg));
     }
+    if let Some(db) = &raw.database {
+        if let (Some(_), Some(_)) = (&db.password, &db.password_file) {
+            problems.push(problem(
+                key("database.password"),
+                None,
+                "set either password or password_file, not both",
+            ));
+        } else if let Some(file) = &db.password_file
+            && let Err(msg) = read_secret_file(file)
+        {
+            problems.push(problem(key("database.password_file"), None, msg));
+        }
+        if db.socket.is_some() && (db.host.is_some() || db.port.is_some()) {
+            problems.push(problem(
+                key("database.socket"),
+                None,
+                "set either socket or host/port, not both",
+            ));
+        }
+        if let Some(name) = &db.name
+            && let Err(e) = crate::database::check_db_name(name)
+        {
+            problems.push(problem(key("database.name"), None, e.to_string()));
+        }
+        if db.password.is_some() && db.user.is_none() {
+            problems.push(problem(
+                key("database.password"),
+                None,
+                "a password needs a user: set database.user too (without it, user and password come from wp-config.php)",
+            ));
+        }
+    }
+    let hooks = build_hooks(raw.hooks.unwrap_or_default(), &key, problems);
     if problems.len() > before {
         return None;
     }
@@ -854,7 +990,39 @@ fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Opt
         exclude_set,
         database: raw.database,
         retention: raw.retention,
+        hooks,
     })
+}
+
+fn build_hooks(raw: RawHooks, key: &dyn Fn(&str) -> String, problems: &mut Vec<Problem>) -> HooksConfig {
+    let timeout_secs = raw.timeout_secs.unwrap_or(DEFAULT_HOOK_TIMEOUT_SECS);
+    if !(1..=MAX_HOOK_TIMEOUT_SECS).contains(&timeout_secs) {
+        problems.push(problem(
+            key("hooks.timeout_secs"),
+            None,
+            format!("must be between 1 and {MAX_HOOK_TIMEOUT_SECS} seconds, found {timeout_secs}"),
+        ));
+    }
+    for (stage, commands) in [
+        ("before", &raw.before),
+        ("after", &raw.after),
+        ("on_error", &raw.on_error),
+    ] {
+        if let Some(i) = commands.iter().position(|c| c.trim().is_empty()) {
+            problems.push(problem(
+                key(&format!("hooks.{stage}")),
+                None,
+                format!("command #{} is empty", i + 1),
+            ));
+        }
+    }
+    HooksConfig {
+        before: raw.before,
+        after: raw.after,
+        on_error: raw.on_error,
+        timeout_secs,
+        before_optional: raw.before_optional.unwrap_or(false),
+    }
 }
 
 /// The effective configuration with secrets redacted, for `config check`.
@@ -863,7 +1031,9 @@ pub struct RedactedConfig {
     pub source: Option<PathBuf>,
     pub host_id: String,
     pub state_dir: PathBuf,
+    pub timezone: String,
     pub upload: UploadConfig,
+    pub daemon: DaemonConfig,
     pub servers: Vec<RedactedServer>,
     pub sites: Vec<RedactedSite>,
 }
@@ -891,6 +1061,18 @@ pub struct RedactedSite {
     pub exclude: Vec<String>,
     pub database: Option<String>,
     pub retention: Option<RawRetention>,
+    /// Hook commands are not printed (they may hold tokens): only counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RedactedHooks>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RedactedHooks {
+    pub before: usize,
+    pub after: usize,
+    pub on_error: usize,
+    pub timeout_secs: u64,
+    pub before_optional: bool,
 }
 
 impl Config {
@@ -899,7 +1081,9 @@ impl Config {
             source: self.source.clone(),
             host_id: self.host_id.clone(),
             state_dir: self.state_dir.clone(),
+            timezone: self.timezone.name().to_string(),
             upload: self.upload.clone(),
+            daemon: self.daemon.clone(),
             servers: self
                 .servers
                 .iter()
@@ -946,6 +1130,13 @@ impl Config {
                         _ => format!("name={}", d.name.as_deref().unwrap_or("(from wp-config.php)")),
                     }),
                     retention: s.retention.clone(),
+                    hooks: (!s.hooks.is_empty()).then_some(RedactedHooks {
+                        before: s.hooks.before.len(),
+                        after: s.hooks.after.len(),
+                        on_error: s.hooks.on_error.len(),
+                        timeout_secs: s.hooks.timeout_secs,
+                        before_optional: s.hooks.before_optional,
+                    }),
                 })
                 .collect(),
         }

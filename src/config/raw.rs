@@ -8,8 +8,11 @@ use std::path::PathBuf;
 pub struct RawConfig {
     pub host_id: Option<String>,
     pub state_dir: Option<PathBuf>,
+    pub timezone: Option<String>,
     #[serde(default)]
     pub upload: RawUpload,
+    #[serde(default)]
+    pub daemon: RawDaemon,
     #[serde(default)]
     pub servers: Vec<RawServer>,
     #[serde(default)]
@@ -26,6 +29,13 @@ pub struct RawUpload {
     pub zstd_threads: Option<u32>,
     pub part_retries: Option<u32>,
     pub size_margin_percent: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub drain_timeout_secs: Option<u64>,
+    pub catch_up: Option<bool>,
 }
 
 /// One storage server. The same fields as `S3_SERVER_N_*`.
@@ -58,6 +68,7 @@ pub struct RawSite {
     pub exclude: Vec<String>,
     pub database: Option<RawDatabase>,
     pub retention: Option<RawRetention>,
+    pub hooks: Option<RawHooks>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -71,6 +82,20 @@ pub struct RawDatabase {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub socket: Option<PathBuf>,
+}
+
+/// `[sites.hooks]`: shell commands around a backup.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    #[serde(default)]
+    pub before: Vec<String>,
+    #[serde(default)]
+    pub after: Vec<String>,
+    #[serde(default)]
+    pub on_error: Vec<String>,
+    pub timeout_secs: Option<u64>,
+    pub before_optional: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]

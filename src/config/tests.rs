@@ -194,6 +194,60 @@ fn example_config_parses() {
     for s in &raw.sites {
         parse_schedule(s.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE)).unwrap();
     }
+    // The database and hook sections are documented and valid.
+    let site = &raw.sites[0];
+    assert_eq!(
+        site.database.as_ref().and_then(|d| d.name.as_deref()),
+        Some("wp_zimpricecheck")
+    );
+    let mut problems = Vec::new();
+    let hooks = build_hooks(site.hooks.clone().unwrap(), &|f| f.to_string(), &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!((hooks.before.len(), hooks.after.len(), hooks.on_error.len()), (1, 1, 1));
+    assert_eq!(hooks.timeout_secs, 300);
+}
+
+#[test]
+fn hooks_default_and_validate() {
+    let raw = toml(
+        r#"
+        [[sites]]
+        name = "blog"
+        path = "/"
+        [sites.hooks]
+        before = ["true"]
+        "#,
+    );
+    let cfg = build(raw, &with_host(env_of(&[(1, "one")]))).unwrap();
+    assert_eq!(cfg.sites[0].hooks.before, vec!["true".to_string()]);
+    assert_eq!(cfg.sites[0].hooks.timeout_secs, DEFAULT_HOOK_TIMEOUT_SECS);
+    assert!(!cfg.sites[0].hooks.before_optional);
+
+    let raw = toml(
+        r#"
+        [[sites]]
+        name = "blog"
+        path = "/"
+        [sites.hooks]
+        after = ["ok", "  "]
+        timeout_secs = 0
+        [sites.database]
+        socket = "/run/mysqld/mysqld.sock"
+        host = "db"
+        password = "pw-only"
+        "#,
+    );
+    let err = build(raw, &with_host(env_of(&[(1, "one")]))).unwrap_err();
+    let keys: Vec<String> = err.problems().into_iter().map(|p| p.key).collect();
+    for k in [
+        "sites[blog].hooks.timeout_secs",
+        "sites[blog].hooks.after",
+        "sites[blog].database.socket",
+        "sites[blog].database.password",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    assert!(!err.to_string().contains("pw-only"), "{err}");
 }
 
 #[test]

@@ -6,16 +6,27 @@
 //! parts into a bounded channel; up to `concurrency` parts upload at once.
 //! The limit is enforced again as bytes go out. On failure the multipart
 //! upload is aborted, the row marked `failed`, and the archive is streamed
-//! again **from the source** to the next server: no local spool, so no disk
-//! space is needed, at the cost of reading the site once more per failover.
+//! again **from the source** to the next server: no local spool of the
+//! archive, so no disk space is needed for it, at the cost of reading the
+//! site once more per failover.
+//!
+//! The database is different: it is dumped **once** per run, after the
+//! `before` hooks and before the first server is tried, into
+//! `{state_dir}/spool/{site}.sql` (a tar entry needs its size up front, and
+//! every attempt must carry the same consistent snapshot). Each attempt
+//! reads that file; it is deleted when the run ends. A failed dump fails the
+//! run before anything is uploaded. `after` hooks run once an archive is
+//! stored, `on_error` hooks after a failure (see [`crate::hooks`]).
 
 mod plan;
 
-pub use plan::{Skip, estimate_bytes, part_size_for, room_check};
+pub use plan::{Choice, ServerSlot, Skip, estimate_bytes, fail_over_after, part_size_for, plan_servers, room_check};
 
-use crate::archive::{self, ArchiveSpec, HashingWriter, PartSink};
+use crate::archive::{self, ArchiveSpec, DatabaseEntry, HashingWriter, PartSink};
 use crate::catalog::{Attempt, Catalog, NewArchive};
 use crate::config::{Config, ServerConfig, SiteConfig};
+use crate::database::{self, DatabaseDump};
+use crate::hooks::{self, HookContext, HookStage};
 use crate::lock::SiteLock;
 use crate::storage::{self, CompletedPart, ErrorClass, ObjectStore, StorageError};
 use bytes::Bytes;
@@ -120,7 +131,7 @@ impl AttemptError {
     /// Does trying the next server make sense?
     fn next_server(&self) -> bool {
         match self {
-            AttemptError::Storage(e) => e.class() != ErrorClass::Fatal,
+            AttemptError::Storage(e) => fail_over_after(e.class()),
             AttemptError::LimitCrossed { .. } => true,
             AttemptError::Source(_)
             | AttemptError::Catalog(_)
@@ -154,11 +165,14 @@ impl BackupJob {
             }
         };
         let result = self.run_locked(&mut report).await;
-        drop(lock);
         if let Err(e) = result {
             report.outcome = Outcome::Failed;
             report.error = Some(e);
         }
+        if report.run_id.is_some() {
+            self.final_hooks(&mut report).await;
+        }
+        drop(lock);
         if let Some(run_id) = report.run_id {
             let cat = self.catalog.clone();
             let (outcome, archive_id, error, warnings) = (
@@ -187,10 +201,25 @@ impl BackupJob {
         let run_id = blocking(move || cat.start_run(&name, trigger)).await?;
         report.run_id = Some(run_id);
 
+        self.before_hooks(report).await?;
+        // Held until the run ends; dropping it deletes the spool file.
+        let dump = self.dump_database().await?;
+        if let Some(d) = &dump {
+            report.warnings.extend(d.warnings.iter().cloned());
+        }
+        let database = dump.as_ref().map(|d| DatabaseEntry {
+            entry: d.info.entry.clone(),
+            path: d.path().to_path_buf(),
+            size: d.info.dump_bytes,
+            manifest: serde_json::to_value(&d.info).unwrap_or_default(),
+        });
+        let dump_bytes = dump.as_ref().map_or(0, |d| d.info.dump_bytes);
+
         let (root, exclude) = (site.path.clone(), site.exclude_set.clone());
         let source_bytes = tokio::task::spawn_blocking(move || archive::source_size(&root, &exclude))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            + dump_bytes;
         self.progress.total.store(source_bytes, Ordering::Relaxed);
         let cat = self.catalog.clone();
         let name = site.name.clone();
@@ -198,15 +227,30 @@ impl BackupJob {
         let estimate = estimate_bytes(last, source_bytes, self.config.upload.size_margin_percent);
         info!(site = %site.name, source_bytes, estimate, "Backup started.");
 
-        let mut failures = Vec::new();
+        let mut slots = Vec::new();
         for server in &self.config.servers {
-            if self.cancel.is_cancelled() {
-                return Err("cancelled before an upload could finish".into());
-            }
             let cat = self.catalog.clone();
             let (ep, b) = (server.endpoint_label(), server.bucket_label());
             let usage = blocking(move || cat.usage(&ep, &b)).await?;
-            if let Err(skip) = room_check(usage, estimate, server.storage_limit_bytes) {
+            slots.push(ServerSlot {
+                id: server.id,
+                usage,
+                limit: server.storage_limit_bytes,
+            });
+        }
+        let mut failures = Vec::new();
+        for choice in plan_servers(&slots, estimate) {
+            if self.cancel.is_cancelled() {
+                return Err("cancelled before an upload could finish".into());
+            }
+            let id = match &choice {
+                Choice::Try(id) | Choice::Skip(id, _) => *id,
+            };
+            let Some(server) = self.config.servers.iter().find(|s| s.id == id) else {
+                continue;
+            };
+            let usage = slots.iter().find(|s| s.id == id).map_or(0, |s| s.usage);
+            if let Choice::Skip(_, skip) = choice {
                 let reason = skip.to_string();
                 info!(site = %site.name, server = server.id, "Skipping server: {reason}.");
                 self.attempt(report, run_id, server, "skipped", &reason).await?;
@@ -221,7 +265,10 @@ impl BackupJob {
                     continue;
                 }
             };
-            match self.attempt_upload(run_id, server, store, usage, estimate).await {
+            match self
+                .attempt_upload(run_id, server, store, usage, estimate, database.clone())
+                .await
+            {
                 Ok((done, stats)) => {
                     self.attempt(report, run_id, server, "succeeded", &format!("stored {}", done.key))
                         .await?;
@@ -229,7 +276,7 @@ impl BackupJob {
                         site = %site.name, server = server.id, key = %done.key, bytes = done.size_bytes,
                         "Upload finished."
                     );
-                    report.warnings = stats.warnings;
+                    report.warnings.extend(stats.warnings);
                     report.outcome = if report.warnings.is_empty() {
                         Outcome::Success
                     } else {
@@ -254,6 +301,87 @@ impl BackupJob {
         } else {
             format!("every server failed: {}", failures.join("; "))
         })
+    }
+
+    /// Run the `before` hooks. A failure aborts the run unless
+    /// `before_optional`, which turns it into a warning.
+    async fn before_hooks(&self, report: &mut BackupReport) -> Result<(), String> {
+        let site = &self.site;
+        let ctx = HookContext {
+            site: &site.name,
+            site_path: &site.path,
+            outcome: "running",
+            archive_key: None,
+            error: None,
+        };
+        match hooks::run_stage(&site.hooks, HookStage::Before, &ctx, &self.cancel).await {
+            Ok(()) => Ok(()),
+            Err(e) if site.hooks.before_optional && !self.cancel.is_cancelled() => {
+                report
+                    .warnings
+                    .push(format!("{e} (hooks.before_optional: the backup went ahead)"));
+                Ok(())
+            }
+            Err(e) => Err(format!("{e}; backup aborted")),
+        }
+    }
+
+    /// Dump the site's database, if it has one, into the spool directory.
+    async fn dump_database(&self) -> Result<Option<DatabaseDump>, String> {
+        let (path, raw) = (self.site.path.clone(), self.site.database.clone());
+        let settings = tokio::task::spawn_blocking(move || database::resolve(&path, raw.as_ref()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot back up the database: {e}"))?;
+        let Some(settings) = settings else {
+            return Ok(None);
+        };
+        info!(
+            site = %self.site.name, database = %settings.name, address = %settings.address,
+            from = %settings.source, "Dumping the database."
+        );
+        let spool = self.config.state_dir.join("spool");
+        database::dump(&settings, &spool, &self.site.name, &self.cancel)
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `after` hooks on success, `on_error` hooks on failure. A failing
+    /// `after` hook turns the outcome into a warning; the archive stays.
+    async fn final_hooks(&self, report: &mut BackupReport) {
+        let site = &self.site;
+        let stage = if report.outcome == Outcome::Failed {
+            HookStage::OnError
+        } else {
+            HookStage::After
+        };
+        let none = match stage {
+            HookStage::OnError => site.hooks.on_error.is_empty(),
+            _ => site.hooks.after.is_empty(),
+        };
+        if none {
+            return;
+        }
+        if self.cancel.is_cancelled() {
+            warn!(site = %site.name, hook = stage.as_str(), "Hooks skipped: the job was cancelled.");
+            return;
+        }
+        let key = report.archive.as_ref().map(|a| a.key.clone());
+        let error = report.error.clone();
+        let ctx = HookContext {
+            site: &site.name,
+            site_path: &site.path,
+            outcome: report.outcome.as_str(),
+            archive_key: key.as_deref(),
+            error: error.as_deref(),
+        };
+        if let Err(e) = hooks::run_stage(&site.hooks, stage, &ctx, &self.cancel).await {
+            report.warnings.push(e.to_string());
+            if report.outcome == Outcome::Success {
+                report.outcome = Outcome::Warning;
+            }
+        }
     }
 
     async fn attempt(
@@ -284,6 +412,7 @@ impl BackupJob {
         store: Arc<dyn ObjectStore>,
         usage: u64,
         estimate: u64,
+        database: Option<DatabaseEntry>,
     ) -> Result<(ArchiveDone, archive::ArchiveStats), AttemptError> {
         let now = Utc::now();
         let key = self.unique_key(now).await?;
@@ -320,6 +449,7 @@ impl BackupJob {
                 usage,
                 estimate,
                 row_id,
+                database,
                 &mut upload_id,
             )
             .await;
@@ -357,6 +487,7 @@ impl BackupJob {
         usage: u64,
         estimate: u64,
         row_id: i64,
+        database: Option<DatabaseEntry>,
         upload_id_out: &mut Option<String>,
     ) -> Result<(u64, String, archive::ArchiveStats), AttemptError> {
         let upload = &self.config.upload;
@@ -387,6 +518,7 @@ impl BackupJob {
             created_at: created_at.to_string(),
             zstd_level: upload.zstd_level,
             zstd_threads: upload.zstd_threads,
+            database,
         };
         let progress = self.progress.clone();
         let producer = tokio::task::spawn_blocking(move || {

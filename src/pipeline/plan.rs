@@ -41,6 +41,42 @@ pub fn room_check(usage: u64, estimate: u64, limit: u64) -> Result<(), Skip> {
     }
 }
 
+/// A server as the chooser sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSlot {
+    pub id: u32,
+    pub usage: u64,
+    pub limit: u64,
+}
+
+/// What to do with one server, in the order they are tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    Try(u32),
+    Skip(u32, Skip),
+}
+
+/// Order servers by id and decide, before any upload, which ones to try
+/// and which to skip for lack of room.
+pub fn plan_servers(slots: &[ServerSlot], estimate: u64) -> Vec<Choice> {
+    let mut sorted: Vec<&ServerSlot> = slots.iter().collect();
+    sorted.sort_by_key(|s| s.id);
+    sorted
+        .into_iter()
+        .map(|s| match room_check(s.usage, estimate, s.limit) {
+            Ok(()) => Choice::Try(s.id),
+            Err(skip) => Choice::Skip(s.id, skip),
+        })
+        .collect()
+}
+
+/// After a failed attempt whose error has this class, is the next server
+/// worth trying? Transient errors that outlived their retries and server
+/// errors are; fatal ones (bad input, a bug) would fail everywhere.
+pub fn fail_over_after(class: crate::storage::ErrorClass) -> bool {
+    !matches!(class, crate::storage::ErrorClass::Fatal)
+}
+
 const MIB: u64 = 1024 * 1024;
 
 /// The configured part size, grown so that twice the estimate fits in
@@ -53,6 +89,66 @@ pub fn part_size_for(estimate: u64, configured: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::ErrorClass;
+    use rstest::rstest;
+
+    fn slot(id: u32, usage: u64, limit: u64) -> ServerSlot {
+        ServerSlot { id, usage, limit }
+    }
+
+    fn tried(choices: &[Choice]) -> Vec<u32> {
+        choices
+            .iter()
+            .filter_map(|c| match c {
+                Choice::Try(id) => Some(*id),
+                Choice::Skip(..) => None,
+            })
+            .collect()
+    }
+
+    #[rstest]
+    #[case::all_have_room(vec![slot(1, 0, 100), slot(2, 0, 100)], 10, vec![1, 2])]
+    #[case::ordered_by_number_not_text(vec![slot(10, 0, 100), slot(2, 0, 100), slot(1, 0, 100)], 10, vec![1, 2, 10])]
+    #[case::gaps_are_fine(vec![slot(7, 0, 100), slot(3, 0, 100)], 10, vec![3, 7])]
+    #[case::full_first_server_skipped(vec![slot(1, 95, 100), slot(2, 0, 100)], 10, vec![2])]
+    #[case::exactly_at_the_limit_fits(vec![slot(1, 90, 100)], 10, vec![1])]
+    #[case::one_byte_over_is_skipped(vec![slot(1, 91, 100), slot(2, 0, 5)], 10, vec![])]
+    #[case::estimate_bigger_than_any_limit(vec![slot(1, 0, 100), slot(2, 0, 200)], 500, vec![])]
+    #[case::overflow_to_the_third(vec![slot(1, 99, 100), slot(2, 199, 200), slot(3, 0, 1000)], 50, vec![3])]
+    #[case::zero_estimate(vec![slot(1, 100, 100)], 0, vec![1])]
+    #[case::no_servers(vec![], 10, vec![])]
+    fn server_choice(#[case] slots: Vec<ServerSlot>, #[case] estimate: u64, #[case] expected: Vec<u32>) {
+        let plan = plan_servers(&slots, estimate);
+        assert_eq!(tried(&plan), expected);
+        // Every server appears exactly once, in id order.
+        let ids: Vec<u32> = plan
+            .iter()
+            .map(|c| match c {
+                Choice::Try(id) | Choice::Skip(id, _) => *id,
+            })
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(ids, sorted);
+        assert_eq!(ids.len(), slots.len());
+    }
+
+    #[rstest]
+    #[case::transient_after_retries(ErrorClass::Retry, true)]
+    #[case::server_problem(ErrorClass::NextServer, true)]
+    #[case::fatal(ErrorClass::Fatal, false)]
+    fn failure_classes(#[case] class: ErrorClass, #[case] next: bool) {
+        assert_eq!(fail_over_after(class), next);
+    }
+
+    #[rstest]
+    #[case::history_plus_margin(Some(1000), 9999, 20, 1200)]
+    #[case::history_no_margin(Some(1000), 9999, 0, 1000)]
+    #[case::no_history_uses_source(None, 9999, 20, 9999)]
+    #[case::empty_site(None, 0, 20, 0)]
+    fn estimates(#[case] last: Option<u64>, #[case] source: u64, #[case] margin: u64, #[case] expected: u64) {
+        assert_eq!(estimate_bytes(last, source, margin), expected);
+    }
 
     #[test]
     fn estimate_uses_history_with_margin_else_source() {

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::archive::{ArchiveSpec, write_archive};
+use crate::archive::{ArchiveSpec, DatabaseEntry, write_archive};
 use crate::config::{ServerConfig, ServerKind};
 use crate::storage::{LocalStore, ObjectStore, sidecar_key};
 use bytes::Bytes;
@@ -18,6 +18,8 @@ async fn setup(dir: &Path, sidecar_sha: Option<&str>) -> (Located, String) {
     std::fs::create_dir_all(site.join("sub")).unwrap();
     std::fs::write(site.join("sub/a.txt"), b"hello").unwrap();
     std::os::unix::fs::symlink("sub/a.txt", site.join("link")).unwrap();
+    let dump = dir.join("dump.sql");
+    std::fs::write(&dump, b"CREATE TABLE t (x INT);\n").unwrap();
     let spec = ArchiveSpec {
         site: "blog".into(),
         host_id: "host".into(),
@@ -26,6 +28,12 @@ async fn setup(dir: &Path, sidecar_sha: Option<&str>) -> (Located, String) {
         created_at: "2024-12-25T08:30:00Z".into(),
         zstd_level: 3,
         zstd_threads: 0,
+        database: Some(DatabaseEntry {
+            entry: "database/wp_blog.sql".into(),
+            path: dump,
+            size: 24,
+            manifest: serde_json::json!({ "name": "wp_blog" }),
+        }),
     };
     let (_, bytes) = write_archive(&spec, Vec::new(), &Arc::new(AtomicU64::new(0))).unwrap();
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
@@ -82,10 +90,17 @@ async fn a_good_archive_is_published_with_nothing_else_left() {
             sha256: sha.clone()
         }]
     );
-    assert_eq!(names(&out), ["files", "manifest.json"]);
+    assert_eq!(names(&out), ["database", "files", "manifest.json"]);
     assert_eq!(std::fs::read(out.join("files/sub/a.txt")).unwrap(), b"hello");
     assert_eq!(report.manifest.unwrap()["site"], "blog");
-    assert!(report.database_dumps.is_empty());
+    assert_eq!(report.database_dumps, vec![out.join("database/wp_blog.sql")]);
+    assert_eq!(
+        std::fs::read(out.join("database/wp_blog.sql")).unwrap(),
+        b"CREATE TABLE t (x INT);\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode("database"), mode("database/wp_blog.sql")), (0o700, 0o600));
     assert_eq!(progress.done.load(Ordering::Relaxed), located.size.unwrap());
 
     let v = verify("x", &located, &DownloadProgress::default(), &CancellationToken::new()).await;

@@ -232,6 +232,161 @@ pub fn sha256_file(path: &Path) -> String {
     stdout(&out).split_whitespace().next().unwrap().to_string()
 }
 
+/// A fault-injecting TCP proxy: forwards to `upstream`, and cuts every
+/// connection once the client has sent more than `cut_after` bytes on it.
+/// Lives until the test process exits.
+pub fn cutting_proxy(upstream: &str, cut_after: u64) -> String {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let n = match c_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    sent += n as u64;
+                    if sent > cut_after || s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_read.shutdown(Shutdown::Both);
+                let _ = s_write.shutdown(Shutdown::Both);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// The private MariaDB of the rig (`SB_TEST_MYSQL_*`), driven with the
+/// stock `mariadb` client. Tests fail loudly when it is not running.
+pub struct Db {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub socket: PathBuf,
+}
+
+impl Db {
+    pub fn get() -> Self {
+        Self {
+            host: need("SB_TEST_MYSQL_HOST"),
+            port: need("SB_TEST_MYSQL_PORT").parse().unwrap(),
+            user: need("SB_TEST_MYSQL_USER"),
+            password: need("SB_TEST_MYSQL_PASSWORD"),
+            socket: PathBuf::from(need("SB_TEST_MYSQL_SOCKET")),
+        }
+    }
+
+    /// Run SQL (as the rig's admin user, over TCP) in `database`; returns
+    /// stdout (tab-separated, no column names). Panics on failure.
+    pub fn sql(&self, database: Option<&str>, sql: &str) -> String {
+        let out = self.try_sql(database, sql);
+        assert!(out.status.success(), "mariadb {sql:?} failed: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    pub fn try_sql(&self, database: Option<&str>, sql: &str) -> Output {
+        let mut cmd = Command::new("mariadb");
+        cmd.args(["--no-defaults", "--protocol=TCP", "--batch", "--skip-column-names"])
+            .arg(format!("--host={}", self.host))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--user={}", self.user))
+            .arg("--default-character-set=utf8mb4")
+            .env("MYSQL_PWD", &self.password);
+        if let Some(db) = database {
+            cmd.arg(db);
+        }
+        cmd.arg("-e").arg(sql);
+        cmd.output().expect("run mariadb")
+    }
+
+    /// A new, empty database with a name unique to this test; dropped when
+    /// the guard goes out of scope.
+    pub fn create(&self, prefix: &str) -> TestDb<'_> {
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        self.sql(None, &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"));
+        TestDb { db: self, name }
+    }
+
+    /// `CHECKSUM TABLE` of each table, in order.
+    pub fn checksums(&self, database: &str, tables: &[&str]) -> Vec<String> {
+        tables
+            .iter()
+            .map(|t| {
+                let out = self.sql(Some(database), &format!("CHECKSUM TABLE `{t}`"));
+                out.split_whitespace().nth(1).unwrap().to_string()
+            })
+            .collect()
+    }
+
+    /// A `wp-config.php` in `site` pointing at this server over TCP.
+    pub fn write_wp_config(&self, site: &Path, database: &str, password: &str) {
+        let text = format!(
+            "<?php\n\
+             // define('DB_NAME', 'not_this_one');\n\
+             define( 'DB_NAME', '{database}' );\n\
+             define( 'DB_USER', '{}' );\n\
+             define( 'DB_PASSWORD', '{password}' );\n\
+             define( \"DB_HOST\", \"{}:{}\" );\n\
+             $table_prefix = 'wp_';\n",
+            self.user, self.host, self.port
+        );
+        std::fs::write(site.join("wp-config.php"), text).unwrap();
+    }
+}
+
+/// A database that is dropped at the end of the test.
+pub struct TestDb<'a> {
+    pub db: &'a Db,
+    pub name: String,
+}
+
+impl Drop for TestDb<'_> {
+    fn drop(&mut self) {
+        // Never panics: this may run while a failed test unwinds.
+        let _ = self
+            .db
+            .try_sql(None, &format!("DROP DATABASE IF EXISTS `{}`", self.name));
+    }
+}
+
+/// `zstd -dc FILE | tar -x -C DIR` with stock tools.
+pub fn extract(archive: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | tar -x -C '{}'",
+            archive.display(),
+            dir.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "zstd|tar -x failed: {}", stderr(&out));
+}
+
 impl Rig {
     /// `aws` environment for shell pipelines (`sh -c "aws … | zstd …"`).
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {
@@ -278,7 +433,7 @@ pub fn make_rich_site(parent: &Path, name: &str, random_bytes: usize) -> PathBuf
     std::fs::create_dir_all(root.join("wp-content/uploads/2024/12")).unwrap();
     std::fs::create_dir_all(root.join("wp-content/empty-dir")).unwrap();
     std::fs::write(root.join("index.php"), b"<?php require 'wp-blog-header.php';\n").unwrap();
-    std::fs::write(root.join("wp-config.php"), b"<?php define('DB_NAME', 'wp');\n").unwrap();
+    std::fs::write(root.join("wp-settings.php"), b"<?php // settings, mode 0640\n").unwrap();
     std::fs::write(root.join("wp-content/uploads/2024/12/photo.bin"), random(random_bytes)).unwrap();
     std::fs::write(root.join("wp-content/uploads/empty.txt"), b"").unwrap();
     std::fs::write(
@@ -287,7 +442,7 @@ pub fn make_rich_site(parent: &Path, name: &str, random_bytes: usize) -> PathBuf
     )
     .unwrap();
     std::os::unix::fs::symlink("wp-content/uploads/2024/12/photo.bin", root.join("latest.bin")).unwrap();
-    std::fs::set_permissions(root.join("wp-config.php"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(root.join("wp-settings.php"), std::fs::Permissions::from_mode(0o640)).unwrap();
     std::fs::set_permissions(root.join("wp-content"), std::fs::Permissions::from_mode(0o750)).unwrap();
     let mut secs = 1_600_000_000;
     for e in walkdir::WalkDir::new(&root).contents_first(true) {

@@ -405,6 +405,7 @@ fn written_archives_extract_to_an_identical_tree() {
         created_at: "2024-12-25T08:30:00Z".into(),
         zstd_level: 3,
         zstd_threads: 0,
+        database: None,
     };
     let (_, bytes) = super::super::write_archive(&spec, Vec::new(), &Arc::new(AtomicU64::new(0))).unwrap();
 

@@ -1,0 +1,82 @@
+//! `prune [--site S] [--dry-run]`: apply each site's retention policy.
+
+use crate::catalog::Catalog;
+use crate::cli::PruneArgs;
+use crate::config::{Config, ConfigError, Problem};
+use crate::retention::prune_site;
+use std::sync::Arc;
+
+pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Result<u8> {
+    let sites: Vec<_> = match &args.site {
+        Some(name) => vec![config.site(name).cloned().ok_or_else(|| {
+            ConfigError::Invalid(vec![Problem {
+                key: "sites".into(),
+                env: None,
+                message: format!("no site named {name:?} is configured"),
+            }])
+        })?],
+        None => config.sites.clone(),
+    };
+    let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    let now = chrono::Utc::now();
+    let mut failed = false;
+    let mut docs = Vec::new();
+    for site in &sites {
+        let (plan, results) = prune_site(config, &catalog, site, now, args.dry_run)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        failed |= results.iter().any(|r| !r.deleted);
+        if json {
+            docs.push(serde_json::json!({
+                "site": site.name,
+                "dry_run": args.dry_run,
+                "keep": plan.keep,
+                "remove": plan.remove,
+                "results": results,
+            }));
+            continue;
+        }
+        println!(
+            "{}: keep {}, remove {}{}",
+            site.name,
+            plan.keep.len(),
+            plan.remove.len(),
+            if args.dry_run {
+                " (dry run: nothing changed)"
+            } else {
+                ""
+            }
+        );
+        for k in &plan.keep {
+            println!(
+                "  keep    #{:<5} {}  {}  ({})",
+                k.id,
+                k.created_at,
+                k.key,
+                k.reasons.join("; ")
+            );
+        }
+        for r in &plan.remove {
+            let outcome = results.iter().find(|x| x.id == r.id);
+            let status = match outcome {
+                None => "".to_string(),
+                Some(x) if x.deleted => " → deleted".to_string(),
+                Some(x) => format!(" → FAILED: {}", x.error.as_deref().unwrap_or("?")),
+            };
+            println!(
+                "  remove  #{:<5} {}  {}  ({}){status}",
+                r.id,
+                r.created_at,
+                r.key,
+                r.reasons.join("; ")
+            );
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "sites": docs }))?
+        );
+    }
+    Ok(if failed { crate::EXIT_FAILED } else { 0 })
+}

@@ -1,0 +1,465 @@
+//! `sitebackup daemon`: the long-running systemd service.
+//!
+//! Start-up: signal handlers first, then the catalog, crash recovery
+//! (stale `uploading` rows → `failed`, open multipart uploads of this host
+//! aborted on reachable servers), missed-run catch-up, and only then
+//! `READY=1`.
+//!
+//! Tasks: the **scheduler** computes each site's next cron time (6 fields,
+//! seconds first, UTC or `timezone`) and only *enqueues*; one **runner** executes jobs in
+//! order, sharing the per-site lock with the CLI, and prunes after each
+//! successful backup and once a day; the **watchdog** pings systemd only
+//! while the runner's heartbeat is fresh, so a stuck runner gets the unit
+//! restarted. The scheduler is a small loop over `croner` rather than
+//! tokio-cron-scheduler: it has to swap schedules atomically on SIGHUP and
+//! must not tie shutdown to a scheduler's own hooks (see README).
+//!
+//! Signals: SIGHUP validates the new config fully and swaps it in, or keeps
+//! the old one and logs why. SIGTERM/SIGINT stop new jobs and let a running
+//! upload finish within `daemon.drain_timeout_secs` (sending
+//! `EXTEND_TIMEOUT_USEC` meanwhile), then abort it cleanly; exit 0. A second
+//! SIGTERM exits at once.
+
+mod notify;
+pub mod schedule;
+
+use crate::catalog::Catalog;
+use crate::config::{self, Config, LoadOptions};
+use crate::lock::SiteLock;
+use crate::pipeline::{BackupJob, Outcome, Progress};
+use crate::storage;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// How often the runner proves it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Retention runs for every site once per this interval.
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug)]
+enum Job {
+    Backup { site: String, trigger: &'static str },
+    PruneAll,
+}
+
+/// State shared by the daemon's tasks.
+struct Shared {
+    /// Sites queued or running: a tick for one of them is skipped.
+    pending: Mutex<HashSet<String>>,
+    /// Unix millis of the runner's last heartbeat.
+    heartbeat: AtomicI64,
+    /// The last job result, for STATUS=.
+    last: Mutex<Option<String>>,
+    /// The next scheduled run, for STATUS=.
+    next: Mutex<Option<(String, DateTime<Utc>)>>,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Shared {
+    fn beat(&self) {
+        self.heartbeat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    fn heartbeat_age(&self) -> Duration {
+        let age = Utc::now().timestamp_millis() - self.heartbeat.load(Ordering::Relaxed);
+        Duration::from_millis(age.max(0) as u64)
+    }
+
+    fn enqueue(&self, site: &str, trigger: &'static str) {
+        let fresh = lock(&self.pending).insert(site.to_string());
+        if !fresh {
+            info!(
+                site,
+                trigger, "The previous run of this site is still queued or running; this tick is skipped."
+            );
+            return;
+        }
+        let _ = self.jobs.send(Job::Backup {
+            site: site.to_string(),
+            trigger,
+        });
+    }
+
+    fn idle_status(&self) -> String {
+        let last = lock(&self.last).clone().unwrap_or_else(|| "no backup yet".into());
+        match lock(&self.next).clone() {
+            Some((site, at)) => format!("Idle. Last: {last}. Next: {site} at {}", crate::catalog::fmt_time(at)),
+            None => format!("Idle. Last: {last}. No site scheduled"),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run the daemon until SIGTERM/SIGINT. Returns the exit code.
+pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
+    // Signal handlers first, before anything is spawned.
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+
+    let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    recover_after_crash(&config, &catalog).await;
+
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        pending: Mutex::new(HashSet::new()),
+        heartbeat: AtomicI64::new(Utc::now().timestamp_millis()),
+        last: Mutex::new(None),
+        next: Mutex::new(None),
+        jobs: jobs_tx,
+    });
+    if config.daemon.catch_up {
+        catch_up(&config, &catalog, &shared).await;
+    }
+    let drain = Duration::from_secs(config.daemon.drain_timeout_secs);
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+
+    let stop = CancellationToken::new();
+    // Cancels a running backup (clean abort); separate from `stop` so a
+    // running upload can drain after SIGTERM.
+    let abort_job = CancellationToken::new();
+    let scheduler = tokio::spawn(scheduler(config_rx.clone(), shared.clone(), stop.child_token()));
+    let mut runner = tokio::spawn(runner(
+        config_rx.clone(),
+        catalog.clone(),
+        jobs_rx,
+        shared.clone(),
+        stop.child_token(),
+        abort_job.clone(),
+    ));
+    let watchdog = tokio::spawn(watchdog(shared.clone(), stop.child_token()));
+
+    notify::ready();
+    notify::status(&shared.idle_status());
+    info!("Daemon ready.");
+
+    loop {
+        tokio::select! {
+            _ = sighup.recv() => reload(&opts, &config_tx),
+            _ = sigterm.recv() => { info!("SIGTERM received: shutting down."); break; }
+            _ = sigint.recv() => { info!("SIGINT received: shutting down."); break; }
+        }
+    }
+
+    notify::stopping();
+    stop.cancel();
+    let deadline = tokio::time::Instant::now() + drain;
+    let mut extend = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = &mut runner => break,
+            _ = tokio::time::sleep_until(deadline), if !abort_job.is_cancelled() => {
+                warn!(drain_secs = drain.as_secs(), "The running backup did not finish in time: aborting its upload.");
+                abort_job.cancel();
+            }
+            _ = extend.tick() => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                notify::extend_timeout(left + Duration::from_secs(30));
+            }
+            _ = sigterm.recv() => { error!("Second SIGTERM: exiting at once."); std::process::exit(1); }
+            _ = sigint.recv() => { error!("Second SIGINT: exiting at once."); std::process::exit(1); }
+        }
+    }
+    for (name, task) in [("scheduler", scheduler), ("watchdog", watchdog)] {
+        if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            warn!(task = name, "Task did not stop in time.");
+        }
+    }
+    info!("Daemon stopped.");
+    Ok(0)
+}
+
+fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>) {
+    notify::reloading();
+    info!("SIGHUP received: reloading the configuration.");
+    match config::load(opts) {
+        Ok(new) => {
+            let old = config_tx.borrow().clone();
+            if new.state_dir != old.state_dir {
+                warn!("state_dir changed; the new value takes effect after a restart.");
+            }
+            info!(
+                sites = new.sites.len(),
+                servers = new.servers.len(),
+                "Configuration reloaded."
+            );
+            config_tx.send_replace(Arc::new(new));
+        }
+        Err(e) => {
+            let problems = e.problems();
+            error!("Reload failed; the previous configuration keeps running: {e}");
+            notify::status(&format!(
+                "Reload failed ({} problem(s)); running the previous configuration",
+                problems.len()
+            ));
+        }
+    }
+    notify::ready();
+}
+
+/// The site name in an archive key (`…/{site}-backup-….tar.zst`).
+fn site_of_key(key: &str) -> Option<&str> {
+    let file = key.rsplit('/').next()?;
+    file.split_once("-backup-").map(|(site, _)| site)
+}
+
+/// Mark stale `uploading` rows failed and abort this host's open multipart
+/// uploads — only for sites whose lock we can take (a CLI backup running
+/// now keeps its own).
+async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
+    let mut held: BTreeMap<String, SiteLock> = BTreeMap::new();
+    for site in &config.sites {
+        if let Ok(l) = SiteLock::try_acquire(&config.state_dir, &site.name) {
+            held.insert(site.name.clone(), l);
+        }
+    }
+    for site in held.keys() {
+        let cat = catalog.clone();
+        let s = site.clone();
+        match tokio::task::spawn_blocking(move || cat.fail_stale_uploads(&s)).await {
+            Ok(Ok(rows)) if !rows.is_empty() => {
+                warn!(site = %site, count = rows.len(), "Marked uploads interrupted by a previous stop as failed.")
+            }
+            Ok(Err(e)) => warn!(site = %site, "Could not clean up stale catalog rows: {e}"),
+            _ => {}
+        }
+    }
+    let prefix = format!("{}/", config.host_id);
+    let cleanups = config.servers.iter().map(|server| {
+        let prefix = prefix.clone();
+        let held = &held;
+        let state_dir = config.state_dir.clone();
+        async move {
+            let Ok(store) = storage::open(server) else { return };
+            let listed = tokio::time::timeout(Duration::from_secs(20), store.list_multipart(&prefix)).await;
+            let uploads = match listed {
+                Ok(Ok(u)) => u,
+                Ok(Err(e)) => {
+                    warn!(server = server.id, "Could not list open uploads at start-up: {e}");
+                    return;
+                }
+                Err(_) => {
+                    warn!(server = server.id, "Listing open uploads timed out at start-up.");
+                    return;
+                }
+            };
+            for u in uploads {
+                let Some(site) = site_of_key(&u.key) else { continue };
+                // Sites no longer configured: take their lock for the abort.
+                let _extra = if held.contains_key(site) {
+                    None
+                } else {
+                    match SiteLock::try_acquire(&state_dir, site) {
+                        Ok(l) if config::is_safe_name(site) => Some(l),
+                        _ => continue,
+                    }
+                };
+                match store.abort_multipart(&u.key, &u.upload_id).await {
+                    Ok(()) => {
+                        warn!(server = server.id, key = %u.key, "Aborted an upload left open by a previous stop.")
+                    }
+                    Err(e) => warn!(server = server.id, key = %u.key, "Could not abort a stale upload: {e}"),
+                }
+            }
+        }
+    });
+    futures::future::join_all(cleanups).await;
+}
+
+/// Enqueue sites whose last complete archive is older than one period.
+async fn catch_up(config: &Config, catalog: &Arc<Catalog>, shared: &Shared) {
+    let now = Utc::now();
+    for site in &config.sites {
+        let cat = catalog.clone();
+        let name = site.name.clone();
+        let last = match tokio::task::spawn_blocking(move || cat.last_complete_at(&name)).await {
+            Ok(Ok(v)) => v,
+            _ => continue,
+        };
+        let last = last
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        if schedule::missed_run(&site.schedule, last, now, config.timezone) {
+            info!(site = %site.name, "Missed run (last complete archive older than one period): running once now.");
+            shared.enqueue(&site.name, "catch-up");
+        }
+    }
+}
+
+/// Compute next fire times and enqueue due sites; recompute on reload.
+async fn scheduler(mut config_rx: watch::Receiver<Arc<Config>>, shared: Arc<Shared>, stop: CancellationToken) {
+    let mut fired: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let mut next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
+    loop {
+        let config = config_rx.borrow_and_update().clone();
+        let now = Utc::now();
+        let mut next: Vec<(DateTime<Utc>, String)> = config
+            .sites
+            .iter()
+            .filter_map(|s| {
+                let from = fired.get(&s.name).map_or(now, |f| (*f).max(now));
+                schedule::next_after(&s.schedule, from, config.timezone).map(|t| (t, s.name.clone()))
+            })
+            .collect();
+        next.sort();
+        *lock(&shared.next) = next.first().map(|(t, s)| (s.clone(), *t));
+        let wake = next
+            .first()
+            .map(|(t, _)| (*t - now).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            changed = config_rx.changed() => {
+                if changed.is_err() { break; }
+            }
+            _ = tokio::time::sleep_until(next_prune) => {
+                next_prune += PRUNE_EVERY;
+                let _ = shared.jobs.send(Job::PruneAll);
+            }
+            _ = tokio::time::sleep(wake) => {
+                if let Some((at, _)) = next.first() {
+                    for (t, site) in next.iter().filter(|(t, _)| t == at) {
+                        fired.insert(site.clone(), *t);
+                        shared.enqueue(site, "schedule");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Execute jobs one at a time until `stop`; a running job finishes (or is
+/// aborted through `abort_job`) before the runner returns.
+async fn runner(
+    config_rx: watch::Receiver<Arc<Config>>,
+    catalog: Arc<Catalog>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    abort_job: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => { shared.beat(); continue; }
+            job = jobs.recv() => match job { Some(j) => j, None => break },
+        };
+        let config = config_rx.borrow().clone();
+        match job {
+            Job::Backup { site, trigger } => {
+                let Some(site_cfg) = config.site(&site).cloned() else {
+                    info!(site = %site, "Site is no longer configured; skipping its queued run.");
+                    lock(&shared.pending).remove(&site);
+                    continue;
+                };
+                notify::status(&format!("Backing up {site} ({trigger})"));
+                let job = BackupJob {
+                    config: config.clone(),
+                    site: site_cfg.clone(),
+                    catalog: catalog.clone(),
+                    trigger,
+                    progress: Arc::new(Progress::default()),
+                    cancel: abort_job.clone(),
+                };
+                let run = job.run();
+                tokio::pin!(run);
+                let report = loop {
+                    tokio::select! {
+                        r = &mut run => break r,
+                        _ = tick.tick() => shared.beat(),
+                    }
+                };
+                lock(&shared.pending).remove(&site);
+                let summary = match (&report.archive, report.outcome) {
+                    (Some(a), outcome) => {
+                        info!(
+                            site = %site, server = a.server_id, key = %a.key, bytes = a.size_bytes,
+                            duration = report.duration_secs, outcome = outcome.as_str(), "Backup finished."
+                        );
+                        format!("{site} {} at {}", outcome.as_str(), crate::catalog::now_rfc3339())
+                    }
+                    (None, _) => {
+                        error!(
+                            site = %site, duration = report.duration_secs,
+                            "Backup failed: {}", report.error.as_deref().unwrap_or("unknown error")
+                        );
+                        format!("{site} FAILED at {}", crate::catalog::now_rfc3339())
+                    }
+                };
+                *lock(&shared.last) = Some(summary);
+                if report.outcome != Outcome::Failed && site_cfg.retention.is_some() && !abort_job.is_cancelled() {
+                    prune(&config, &catalog, &site_cfg).await;
+                }
+            }
+            Job::PruneAll => {
+                for site in config.sites.iter().filter(|s| s.retention.is_some()) {
+                    prune(&config, &catalog, site).await;
+                }
+            }
+        }
+        notify::status(&shared.idle_status());
+    }
+}
+
+async fn prune(config: &Config, catalog: &Arc<Catalog>, site: &config::SiteConfig) {
+    match crate::retention::prune_site(config, catalog, site, Utc::now(), false).await {
+        Ok((plan, results)) => {
+            let deleted = results.iter().filter(|r| r.deleted).count();
+            if !plan.remove.is_empty() {
+                info!(site = %site.name, kept = plan.keep.len(), deleted, "Retention applied.");
+            }
+        }
+        Err(e) => warn!(site = %site.name, "Retention failed: {e}"),
+    }
+}
+
+/// Ping the systemd watchdog at half its interval, but only while the
+/// runner's heartbeat is fresh.
+async fn watchdog(shared: Arc<Shared>, stop: CancellationToken) {
+    let Some(interval) = notify::watchdog_interval() else {
+        return;
+    };
+    let half = interval / 2;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(half) => {
+                if shared.heartbeat_age() < interval {
+                    notify::watchdog();
+                } else {
+                    error!(age_ms = shared.heartbeat_age().as_millis() as u64, "The job runner is not responding; withholding the watchdog ping.");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_is_read_from_keys() {
+        assert_eq!(
+            site_of_key("h/2024/12/25/blog-backup-20241225-083000.tar.zst"),
+            Some("blog")
+        );
+        assert_eq!(
+            site_of_key("h/2024/12/25/my-site-backup-20241225-083000-1.tar.zst"),
+            Some("my-site")
+        );
+        assert_eq!(site_of_key("h/other.bin"), None);
+    }
+}

@@ -1,0 +1,398 @@
+//! Per-site hook commands: `before` a backup, `after` a successful one and
+//! `on_error` after a failed one (`[sites.hooks]`, see [`HooksConfig`]).
+//!
+//! Each command runs as `/bin/sh -c COMMAND` in the site directory, in its
+//! own process group, with stdin closed and its stdout/stderr logged line by
+//! line. It gets `SITEBACKUP_SITE`, `SITEBACKUP_SITE_PATH`, `SITEBACKUP_HOOK`
+//! (`before`, `after`, `on_error`), `SITEBACKUP_OUTCOME` (`running`,
+//! `success`, `warning`, `failed`), `SITEBACKUP_ARCHIVE_KEY` (empty until an
+//! archive is stored) and, for `on_error`, `SITEBACKUP_ERROR`. The storage
+//! credentials (`S3_SERVER_*`) are removed from its environment.
+//!
+//! A command that outlives `timeout_secs` (or a cancelled job) gets SIGTERM
+//! on its whole process group, then SIGKILL after a grace period. Errors
+//! name a hook by stage, position and program name, never by its full
+//! command line, which may hold a token.
+
+use crate::config::HooksConfig;
+use rustix::process::{Pid, Signal, kill_process_group};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Time between SIGTERM and SIGKILL for a hook that is being stopped.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How long to wait for output after a hook exited (a background process
+/// it started may hold its pipes open).
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookStage {
+    Before,
+    After,
+    OnError,
+}
+
+impl HookStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookStage::Before => "before",
+            HookStage::After => "after",
+            HookStage::OnError => "on_error",
+        }
+    }
+
+    fn commands(self, config: &HooksConfig) -> &[String] {
+        match self {
+            HookStage::Before => &config.before,
+            HookStage::After => &config.after,
+            HookStage::OnError => &config.on_error,
+        }
+    }
+}
+
+/// What hooks are told about the run.
+#[derive(Debug, Clone, Copy)]
+pub struct HookContext<'a> {
+    pub site: &'a str,
+    pub site_path: &'a Path,
+    /// `running`, `success`, `warning` or `failed`.
+    pub outcome: &'a str,
+    pub archive_key: Option<&'a str>,
+    /// The run's error, for `on_error`.
+    pub error: Option<&'a str>,
+}
+
+/// Why a hook failed. Names the hook, never its full command line.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{stage} hook #{number} ({program}) failed: {status}")]
+    Failed {
+        stage: &'static str,
+        number: usize,
+        program: String,
+        status: String,
+    },
+    #[error("{stage} hook #{number} ({program}) timed out after {secs} s; its process group was killed")]
+    TimedOut {
+        stage: &'static str,
+        number: usize,
+        program: String,
+        secs: u64,
+    },
+    #[error("{stage} hook #{number} ({program}) was stopped because the job was cancelled")]
+    Cancelled {
+        stage: &'static str,
+        number: usize,
+        program: String,
+    },
+    #[error("{stage} hook #{number} ({program}) could not be started: {source}")]
+    Spawn {
+        stage: &'static str,
+        number: usize,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Run the commands of `stage` one after another; stop at the first that
+/// fails. `Ok` when there are none.
+pub async fn run_stage(
+    config: &HooksConfig,
+    stage: HookStage,
+    ctx: &HookContext<'_>,
+    cancel: &CancellationToken,
+) -> Result<(), HookError> {
+    let timeout = Duration::from_secs(config.timeout_secs);
+    for (i, command) in stage.commands(config).iter().enumerate() {
+        run_one(command, stage, i + 1, timeout, ctx, cancel).await?;
+    }
+    Ok(())
+}
+
+/// The program a command runs, for messages: its first word that is not a
+/// `VAR=value` assignment, at most 40 characters.
+fn program_of(command: &str) -> String {
+    let word = command.split_whitespace().find(|w| !w.contains('=')).unwrap_or("sh");
+    let mut p: String = word.chars().take(40).collect();
+    if word.chars().count() > 40 {
+        p.push('…');
+    }
+    p
+}
+
+async fn run_one(
+    command: &str,
+    stage: HookStage,
+    number: usize,
+    timeout: Duration,
+    ctx: &HookContext<'_>,
+    cancel: &CancellationToken,
+) -> Result<(), HookError> {
+    let program = program_of(command);
+    let (stage_name, site) = (stage.as_str(), ctx.site);
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(ctx.site_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("S3_SERVER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("SITEBACKUP_SITE", ctx.site)
+        .env("SITEBACKUP_SITE_PATH", ctx.site_path)
+        .env("SITEBACKUP_HOOK", stage_name)
+        .env("SITEBACKUP_OUTCOME", ctx.outcome)
+        .env("SITEBACKUP_ARCHIVE_KEY", ctx.archive_key.unwrap_or(""));
+    match (stage, ctx.error) {
+        (HookStage::OnError, Some(e)) => {
+            cmd.env("SITEBACKUP_ERROR", e);
+        }
+        _ => {
+            cmd.env_remove("SITEBACKUP_ERROR");
+        }
+    }
+
+    info!(site, hook = stage_name, number, program = %program, "Running hook.");
+    let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
+        stage: stage_name,
+        number,
+        program: program.clone(),
+        source,
+    })?;
+    let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
+    let mut output = tokio::task::JoinSet::new();
+    if let Some(out) = child.stdout.take() {
+        output.spawn(log_lines(out, site.to_string(), stage_name, number, "stdout"));
+    }
+    if let Some(err) = child.stderr.take() {
+        output.spawn(log_lines(err, site.to_string(), stage_name, number, "stderr"));
+    }
+
+    enum End {
+        Exited(std::io::Result<std::process::ExitStatus>),
+        TimedOut,
+        Cancelled,
+    }
+    let end = tokio::select! {
+        r = tokio::time::timeout(timeout, child.wait()) => match r {
+            Ok(status) => End::Exited(status),
+            Err(_) => End::TimedOut,
+        },
+        () = cancel.cancelled() => End::Cancelled,
+    };
+    let result = match end {
+        End::Exited(Ok(status)) if status.success() => Ok(()),
+        End::Exited(Ok(status)) => Err(HookError::Failed {
+            stage: stage_name,
+            number,
+            program,
+            status: status.to_string(),
+        }),
+        End::Exited(Err(e)) => Err(HookError::Failed {
+            stage: stage_name,
+            number,
+            program,
+            status: format!("cannot wait for it: {e}"),
+        }),
+        End::TimedOut | End::Cancelled => {
+            stop_group(pgid, &mut child).await;
+            Err(if matches!(end, End::TimedOut) {
+                HookError::TimedOut {
+                    stage: stage_name,
+                    number,
+                    program,
+                    secs: timeout.as_secs(),
+                }
+            } else {
+                HookError::Cancelled {
+                    stage: stage_name,
+                    number,
+                    program,
+                }
+            })
+        }
+    };
+    // Let the output drain, but do not wait on a background process that
+    // keeps the pipes open.
+    let drained = tokio::time::timeout(OUTPUT_GRACE, async { while output.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        output.abort_all();
+    }
+    match &result {
+        Ok(()) => info!(site, hook = stage_name, number, "Hook finished."),
+        Err(e) => warn!(site, "{e}"),
+    }
+    result
+}
+
+/// SIGTERM the hook's process group, SIGKILL it after [`KILL_GRACE`].
+async fn stop_group(pgid: Option<Pid>, child: &mut tokio::process::Child) {
+    let signal = |sig: Signal| {
+        if let Some(pgid) = pgid {
+            // ESRCH (already gone) is fine.
+            let _ = kill_process_group(pgid, sig);
+        }
+    };
+    signal(Signal::TERM);
+    let exited = tokio::time::timeout(KILL_GRACE, child.wait()).await.is_ok();
+    // Also kill what the shell left behind in the group.
+    signal(Signal::KILL);
+    if !exited {
+        let _ = child.kill().await;
+    }
+}
+
+async fn log_lines(
+    stream: impl AsyncRead + Unpin,
+    site: String,
+    hook: &'static str,
+    number: usize,
+    which: &'static str,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end();
+                if !text.is_empty() {
+                    info!(site = %site, hook, number, stream = which, "{text}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn hooks(before: &[&str], timeout_secs: u64) -> HooksConfig {
+        HooksConfig {
+            before: before.iter().map(|s| s.to_string()).collect(),
+            timeout_secs,
+            ..HooksConfig::default()
+        }
+    }
+
+    fn ctx(path: &Path) -> HookContext<'_> {
+        HookContext {
+            site: "blog",
+            site_path: path,
+            outcome: "running",
+            archive_key: None,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn hooks_run_in_order_in_the_site_dir_with_the_documented_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HooksConfig {
+            on_error: vec![
+                "echo \"$SITEBACKUP_SITE|$SITEBACKUP_HOOK|$SITEBACKUP_OUTCOME|$SITEBACKUP_ARCHIVE_KEY|$SITEBACKUP_ERROR|$PWD\" > env.txt".into(),
+                "echo second >> env.txt".into(),
+            ],
+            ..HooksConfig::default()
+        };
+        let c = HookContext {
+            outcome: "failed",
+            archive_key: Some("h/2024/blog.tar.zst"),
+            error: Some("boom"),
+            ..ctx(dir.path())
+        };
+        run_stage(&cfg, HookStage::OnError, &c, &CancellationToken::new())
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+        let pwd = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "blog|on_error|failed|h/2024/blog.tar.zst|boom|{}\nsecond\n",
+                pwd.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn first_failure_stops_the_stage_and_names_the_hook_not_its_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = hooks(&["true", "TOKEN=abc123 false --secret-arg", "touch never"], 10);
+        let err = run_stage(&cfg, HookStage::Before, &ctx(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, HookError::Failed { number: 2, .. }), "{msg}");
+        assert!(msg.contains("before hook #2 (false) failed: exit status: 1"), "{msg}");
+        assert!(!msg.contains("abc123") && !msg.contains("secret-arg"), "{msg}");
+        assert!(!dir.path().join("never").exists());
+    }
+
+    #[tokio::test]
+    async fn a_hanging_hook_and_its_children_are_killed_at_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        // A grandchild in the background, and the shell waiting on it.
+        let cfg = hooks(&["sleep 600 & echo $! > bg.pid; wait"], 1);
+        let started = Instant::now();
+        let err = run_stage(&cfg, HookStage::Before, &ctx(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HookError::TimedOut { secs: 1, .. }), "{err}");
+        assert!(err.to_string().contains("timed out after 1 s"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+        let pid = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap();
+        let proc_dir = Path::new("/proc").join(pid.trim());
+        // Killed and reaped by init, or at worst a zombie: never still sleeping.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = std::fs::read_to_string(proc_dir.join("stat")).ok();
+            let alive = state.as_deref().is_some_and(|s| !s.contains(") Z "));
+            if !alive {
+                break;
+            }
+            assert!(Instant::now() < deadline, "background sleep survived: {state:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn cancelling_the_job_stops_a_running_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = hooks(&["sleep 600"], 600);
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c2.cancel();
+        });
+        let started = Instant::now();
+        let err = run_stage(&cfg, HookStage::Before, &ctx(dir.path()), &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HookError::Cancelled { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn program_names_skip_assignments_and_are_short() {
+        assert_eq!(program_of("PW=x wp db export"), "wp");
+        assert_eq!(program_of("  /usr/local/bin/notify --to ops"), "/usr/local/bin/notify");
+        assert_eq!(program_of(&"a".repeat(50)).chars().count(), 41);
+    }
+}
