@@ -6,16 +6,22 @@
 # Usage (with a running rig; scripts/test-env.sh start DIR, then . DIR/env):
 #   scripts/bench-restore.sh [ROUNDS]        # default 3 rounds
 # Environment:
-#   SB_BENCH_DIR    work directory [a new mktemp -d, removed at the end]
-#   SB_BENCH_MEDIA_MB / SB_BENCH_SQL_MB / SB_BENCH_PHP_MB   tree make-up
-#                   [400 / 250 / 50: a WordPress-like tree of about 700 MB]
+#   SB_BENCH_TREE   the tree to back up and restore [the backup benchmark's
+#                   ${SB_BENCH_DIR:-/tmp/sb-bench}/tree-x1 when scripts/bench.sh
+#                   made one, else a simpler ~700 MB tree generated here]
+#   SB_BENCH_RESTORE_DIR  scratch directory [a new mktemp -d, removed at the end]
+#   SB_BENCH_MEDIA_MB / SB_BENCH_SQL_MB / SB_BENCH_PHP_MB   make-up of the
+#                   generated tree [400 / 250 / 50]
+#   SB_BENCH_LOCK   a lock file held (flock) while measuring, so that other
+#                   heavy jobs using the same lock (builds) wait [none]
 #   SITEBACKUP_BIN  binary to measure [target/release/sitebackup, built here]
 #
-# It generates the tree once (random "media", SQL-like and PHP-like text),
-# backs it up once, then for each round times both restores (wall time,
-# user+sys CPU, peak RSS via /usr/bin/time) and checks that both trees are
-# identical. It prints the medians and the archive throughput in MB/s.
-# The archive object and its checksum file are deleted at the end.
+# It backs the tree up once, then for each round times both restores (wall
+# time, user+sys CPU, peak RSS via /usr/bin/time; for the pipeline, CPU is
+# the whole pipeline's and RSS the largest single process's) and checks that
+# both restored trees are identical. It prints the medians and the archive
+# throughput in MB/s. The archive object and its checksum file are deleted
+# at the end.
 set -euo pipefail
 
 rounds=${1:-3}
@@ -26,8 +32,8 @@ media_mb=${SB_BENCH_MEDIA_MB:-400}
 sql_mb=${SB_BENCH_SQL_MB:-250}
 php_mb=${SB_BENCH_PHP_MB:-50}
 
-if [[ -n ${SB_BENCH_DIR:-} ]]; then
-	work=$SB_BENCH_DIR
+if [[ -n ${SB_BENCH_RESTORE_DIR:-} ]]; then
+	work=$SB_BENCH_RESTORE_DIR
 	mkdir -p "$work"
 	keep_work=1
 else
@@ -47,7 +53,12 @@ export AWS_DEFAULT_REGION=$SB_TEST_S3_REGION
 unset AWS_CA_BUNDLE AWS_PROFILE
 awscli() { aws --endpoint-url "$SB_TEST_S3_ENDPOINT" "$@"; }
 
-site=$work/site
+site=${SB_BENCH_TREE:-}
+shared_tree=${SB_BENCH_DIR:-/tmp/sb-bench}/tree-x1
+if [[ -z $site && -d $shared_tree && -f $shared_tree.done ]]; then
+	site=$shared_tree
+fi
+site=${site:-$work/site}
 if [[ ! -d $site ]]; then
 	echo "generating the tree in $site (${media_mb} MB media, ${sql_mb} MB SQL, ${php_mb} MB PHP)" >&2
 	python3 - "$site" "$media_mb" "$sql_mb" "$php_mb" <<'PY'
@@ -100,13 +111,20 @@ part_size_mb = 16
 [[sites]]
 name = "bench"
 path = "$site"
+
+[sites.database]
+enabled = false
 EOF
 export S3_SERVER_1_ENDPOINT=$SB_TEST_S3_ENDPOINT S3_SERVER_1_REGION=$SB_TEST_S3_REGION \
 	S3_SERVER_1_ACCESS_KEY=$SB_TEST_S3_ACCESS_KEY S3_SERVER_1_SECRET_KEY=$SB_TEST_S3_SECRET_KEY \
 	S3_SERVER_1_BUCKET=$bucket
 sb() { "$bin" --config "$work/config.toml" "$@"; }
 
-key=$(sb --json backup bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["results"][0]["archive"]["key"])')
+report=$(sb --json backup bench) || {
+	echo "the backup failed: $report" >&2
+	exit 1
+}
+key=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["results"][0]["archive"]["key"])' <<<"$report")
 size=$(awscli s3api head-object --bucket "$bucket" --key "$key" --query ContentLength --output text)
 cleanup() {
 	awscli s3 rm "s3://$bucket/$key" --quiet || true
@@ -124,6 +142,10 @@ measure() {
 	awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$work/time.out" >>"$work/$name.times"
 }
 rm -f "$work"/*.times
+if [[ -n ${SB_BENCH_LOCK:-} ]]; then
+	exec 9>"$SB_BENCH_LOCK"
+	flock 9
+fi
 for ((r = 1; r <= rounds; r++)); do
 	rm -rf "$work/ours" "$work/theirs"
 	measure sitebackup "$bin" --config "$work/config.toml" -q restore "$key" --to "$work/ours"
@@ -145,6 +167,6 @@ report() {
 	awk -v n="$name" -v w="$wall" -v c="$cpu" -v r="$rss" -v s="$size" \
 		'BEGIN { printf "%-10s  wall %6.2f s  cpu %6.2f s  peak RSS %7.1f MiB  %7.1f MB/s of archive\n", n, w, c, r / 1024, s / 1e6 / w }'
 }
-echo "restore of a $((size / 1000000)) MB archive, median of $rounds rounds:"
+echo "restore of $site ($(du -sh "$site" | cut -f1)) from a $((size / 1000000)) MB archive, median of $rounds rounds:"
 report sitebackup
 report pipeline

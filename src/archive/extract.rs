@@ -1,6 +1,8 @@
 //! Safe extraction of an archive stream (zstd → tar) into a directory, and
 //! the read-only pass that `verify` runs over the same stream. Plain
-//! `std::io` on a blocking thread; no async, no S3, no checksums (the caller
+//! `std::io` on blocking threads — zstd decodes on a second, scoped thread
+//! feeding the tar reader through a small bounded channel, so decompression
+//! overlaps the file writes; no async, no S3, no checksums (the caller
 //! hashes the compressed bytes as they arrive).
 //!
 //! # What is refused
@@ -330,47 +332,123 @@ fn classify<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Item, ExtractError> {
     })
 }
 
-type Decoder<R> = zstd::stream::read::Decoder<'static, io::BufReader<R>>;
+/// Decompressed data crosses from the decoding thread to the tar reader in
+/// chunks of this size, at most [`DECODED_QUEUE`] of them in flight.
+const DECODED_CHUNK: usize = 256 * 1024;
+const DECODED_QUEUE: usize = 8;
 
-/// Decode `input`, call `f` on every entry, then read the decoder to its
-/// end (so trailing garbage and truncated frames are noticed).
-fn for_each_entry<R: Read>(
-    input: R,
-    mut f: impl FnMut(&mut tar::Entry<'_, Decoder<R>>, Item) -> Result<(), ExtractError>,
-) -> Result<(), ExtractError> {
-    let decoder = zstd::stream::read::Decoder::new(input).map_err(format_error("at the start".into()))?;
-    let mut archive = tar::Archive::new(decoder);
-    let mut last: Option<String> = None;
-    let after = |last: &Option<String>| match last {
-        Some(name) => format!("after entry {name:?}"),
-        None => "at the start".to_string(),
+/// The tar reader's end of the decoding thread's channel.
+struct Decoded {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Decoded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Decode the whole zstd stream into `tx`; stops when the reader hangs up.
+fn decode<R: Read>(input: R, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
+    let mut decoder = match zstd::stream::read::Decoder::new(input) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
     };
-    {
-        let entries = archive.entries().map_err(format_error(after(&last)))?;
-        for entry in entries {
-            let mut entry = entry.map_err(format_error(after(&last)))?;
-            let item = classify(&entry)?;
-            let name = item.name.clone();
-            f(&mut entry, item)?;
-            last = Some(name);
+    loop {
+        let mut chunk = vec![0u8; DECODED_CHUNK];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match decoder.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            return;
+        }
+        chunk.truncate(filled);
+        if tx.send(Ok(chunk)).is_err() {
+            return;
         }
     }
-    let mut decoder = archive.into_inner();
-    io::copy(&mut decoder, &mut io::sink()).map_err(format_error(after(&last)))?;
-    Ok(())
+}
+
+/// Decode `input` on a second thread (so decompression overlaps the file
+/// writes), call `f` on every tar entry, then read the stream to its end
+/// (so trailing garbage and truncated frames are noticed).
+fn for_each_entry<R: Read + Send>(
+    input: R,
+    mut f: impl FnMut(&mut tar::Entry<'_, Decoded>, Item) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_QUEUE);
+        scope.spawn(move || decode(input, tx));
+        let mut archive = tar::Archive::new(Decoded {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        });
+        let mut last: Option<String> = None;
+        let after = |last: &Option<String>| match last {
+            Some(name) => format!("after entry {name:?}"),
+            None => "at the start".to_string(),
+        };
+        {
+            let entries = archive.entries().map_err(format_error(after(&last)))?;
+            for entry in entries {
+                let mut entry = entry.map_err(format_error(after(&last)))?;
+                let item = classify(&entry)?;
+                let name = item.name.clone();
+                f(&mut entry, item)?;
+                last = Some(name);
+            }
+        }
+        let mut rest = archive.into_inner();
+        io::copy(&mut rest, &mut io::sink()).map_err(format_error(after(&last)))?;
+        Ok(())
+    })
 }
 
 /// Extract the compressed archive read from `input` into the existing
 /// directory `dest`. On error, whatever was written stays in `dest` for the
 /// caller to remove.
-pub fn extract<R: Read>(input: R, dest: &Path, opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
+pub fn extract<R: Read + Send>(input: R, dest: &Path, opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
     let root = open_root(dest).map_err(|cause| ExtractError::Write {
         entry: ".".into(),
         dir: dest.to_path_buf(),
         cause,
     })?;
     let mut ex = Extractor {
-        cache: DirCache { root, last: None },
+        cache: DirCache {
+            root,
+            stack: Vec::new(),
+        },
         dest: dest.to_path_buf(),
         opts: *opts,
         stats: ExtractStats::default(),
@@ -400,7 +478,7 @@ const MAX_MANIFEST: u64 = 16 * 1024 * 1024;
 /// Read the whole archive through zstd and tar, applying the same checks as
 /// [`extract`] (names, hard-link targets, paths through symlinks, special
 /// files) without writing anything.
-pub fn check<R: Read>(input: R) -> Result<ArchiveSummary, ExtractError> {
+pub fn check<R: Read + Send>(input: R) -> Result<ArchiveSummary, ExtractError> {
     let mut summary = ArchiveSummary::default();
     let mut symlinks: HashSet<Vec<OsString>> = HashSet::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -506,55 +584,65 @@ fn is_symlink(parent: BorrowedFd<'_>, name: &OsStr) -> bool {
         .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
 }
 
+/// Open the directory `name` in `parent` without following a symlink; with
+/// `create`, a missing one is made `0700`. `at` names it in errors.
+fn open_component(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    create: bool,
+    at: impl Fn() -> String,
+) -> Result<OwnedFd, Walk> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut result = rustix::fs::openat(parent, name, flags, Mode::empty());
+    if create && matches!(result, Err(Errno::NOENT)) {
+        match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(Walk::Io(e.into())),
+        }
+        result = rustix::fs::openat(parent, name, flags, Mode::empty());
+    }
+    result.map_err(|e| match e {
+        _ if is_symlink(parent, name) => Walk::Symlink(at()),
+        Errno::NOTDIR => Walk::NotDir(at()),
+        Errno::NOENT => Walk::Missing(at()),
+        other => Walk::Io(other.into()),
+    })
+}
+
 /// Open the directory `comps` below `root`, one component at a time, never
 /// following a symlink; with `create`, missing directories are made `0700`.
 fn walk(root: &OwnedFd, comps: &[OsString], create: bool) -> Result<OwnedFd, Walk> {
     let mut current = rustix::io::dup(root).map_err(|e| Walk::Io(e.into()))?;
     for (i, comp) in comps.iter().enumerate() {
-        if create {
-            match rustix::fs::mkdirat(&current, comp.as_os_str(), Mode::from_raw_mode(0o700)) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(Walk::Io(e.into())),
-            }
-        }
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::openat(&current, comp.as_os_str(), flags, Mode::empty()) {
-            Ok(fd) => current = fd,
-            Err(e) => {
-                let at = display_comps(&comps[..=i]);
-                return Err(match e {
-                    _ if is_symlink(current.as_fd(), comp) => Walk::Symlink(at),
-                    Errno::NOTDIR => Walk::NotDir(at),
-                    Errno::NOENT => Walk::Missing(at),
-                    other => Walk::Io(other.into()),
-                });
-            }
-        }
+        current = open_component(current.as_fd(), comp, create, || display_comps(&comps[..=i]))?;
     }
     Ok(current)
 }
 
-/// The target's root descriptor and the last directory opened below it:
-/// consecutive entries mostly share a parent.
+/// The target's root descriptor and the open directories of the current
+/// path below it. Tar streams are depth-first, so moving from one entry's
+/// parent to the next one's opens each directory about once.
 struct DirCache {
     root: OwnedFd,
-    last: Option<(Vec<OsString>, OwnedFd)>,
+    /// `stack[i]` is the directory `stack[0].0/…/stack[i].0`.
+    stack: Vec<(OsString, OwnedFd)>,
 }
 
 impl DirCache {
     fn open(&mut self, comps: &[OsString], create: bool) -> Result<BorrowedFd<'_>, Walk> {
-        if comps.is_empty() {
-            return Ok(self.root.as_fd());
+        let common = self
+            .stack
+            .iter()
+            .zip(comps)
+            .take_while(|((name, _), comp)| name == *comp)
+            .count();
+        self.stack.truncate(common);
+        for (i, comp) in comps.iter().enumerate().skip(common) {
+            let parent = self.stack.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
+            let fd = open_component(parent, comp, create, || display_comps(&comps[..=i]))?;
+            self.stack.push((comp.clone(), fd));
         }
-        let hit = matches!(&self.last, Some((path, _)) if path.as_slice() == comps);
-        if !hit {
-            let fd = walk(&self.root, comps, create)?;
-            self.last = Some((comps.to_vec(), fd));
-        }
-        match &self.last {
-            Some((_, fd)) => Ok(fd.as_fd()),
-            None => Err(Walk::Io(io::Error::other("directory cache is empty"))),
-        }
+        Ok(self.stack.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd()))
     }
 }
 
