@@ -59,6 +59,9 @@ pub fn server_of<'a>(config: &'a Config, row: &ArchiveRow) -> Option<&'a ServerC
 /// Resolve `archive` (a catalog id or an object key).
 pub async fn locate(config: &Config, catalog: &Arc<Catalog>, archive: &str) -> Result<Located, RestoreError> {
     let archive = archive.trim();
+    if archive.is_empty() || archive.ends_with('/') {
+        return Err(RestoreError::BadName(archive.to_string()));
+    }
     if let Ok(id) = archive.parse::<i64>() {
         let cat = catalog.clone();
         let row = super::blocking(move || cat.archive(id))

@@ -59,6 +59,8 @@ pub enum RestoreError {
     NotFound { key: String, tried: String },
     #[error("No S3 servers configured")]
     NoServers,
+    #[error("{0:?} is neither a catalog id nor an object key")]
+    BadName(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
