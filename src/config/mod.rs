@@ -74,7 +74,7 @@ impl Default for UploadConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         Self {
-            part_size: 16 * MIB,
+            part_size: 5 * MIB,
             concurrency: 2,
             queue_depth: 2,
             zstd_level: 3,

@@ -3,7 +3,15 @@
 //! We drive the low-level multipart calls ourselves (initiate, put part,
 //! complete, abort) instead of `put_object_stream`, which sizes its own
 //! buffering from the machine's free memory: the memory bound is the
-//! pipeline's bounded queue. rust-s3 is built with `fail-on-err`, so every
+//! pipeline's bounded queue.
+//!
+//! Parts themselves are sent with our own SigV4-signed `PUT` (rust-s3's
+//! public signing helpers + reqwest), because `put_multipart_chunk` copies
+//! each part twice, hashes it twice with SHA-256 and once with MD5 — more
+//! CPU than the compression. Our request sends the part's `Bytes` as is
+//! with `x-amz-content-sha256: UNSIGNED-PAYLOAD`: over https, TLS protects
+//! the bytes; end to end, the archive's SHA-256 (catalog + `.sha256`
+//! sidecar) is checked by `verify` and `restore`. rust-s3 is built with `fail-on-err`, so every
 //! non-2xx answer comes back as `HttpFailWithBody(status, body)`; we keep
 //! only the status and the S3 error `<Code>` from the body.
 
@@ -33,6 +41,7 @@ pub struct S3Store {
     bucket_name: String,
     bucket: Box<Bucket>,
     check_bucket: Box<Bucket>,
+    client: reqwest::Client,
 }
 
 impl S3Store {
@@ -63,7 +72,13 @@ impl S3Store {
         bucket.set_request_timeout(Some(REQUEST_TIMEOUT));
         let mut check_bucket = bucket.clone();
         check_bucket.set_request_timeout(Some(CHECK_TIMEOUT));
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CHECK_TIMEOUT)
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
         Ok(Self {
+            client,
             name,
             bucket_name: cfg.bucket.clone(),
             bucket,
@@ -73,6 +88,55 @@ impl S3Store {
 
     fn err(&self, operation: &'static str, e: S3Error) -> StorageError {
         classify(&self.name, &self.bucket_name, operation, e)
+    }
+}
+
+impl S3Store {
+    /// URL and signed headers (AWS SigV4, unsigned payload) of one
+    /// UploadPart request.
+    async fn sign_part_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        len: usize,
+    ) -> Result<(url::Url, http::HeaderMap), S3Error> {
+        use hmac::Mac;
+        use s3::signing;
+        const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = now
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .map_err(|e| S3Error::Io(std::io::Error::other(e)))?;
+        let mut url = url::Url::parse(&format!("{}/{}", self.bucket.url(), signing::uri_encode(key, false)))?;
+        url.query_pairs_mut()
+            .append_pair("partNumber", &part_number.to_string())
+            .append_pair("uploadId", upload_id);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, http::HeaderValue::from_str(&self.bucket.host())?);
+        headers.insert("x-amz-content-sha256", http::HeaderValue::from_static(UNSIGNED));
+        headers.insert("x-amz-date", http::HeaderValue::from_str(&stamp)?);
+        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+        let region = self.bucket.region();
+        let canonical = signing::canonical_request("PUT", &url, &headers, UNSIGNED)?;
+        let to_sign = signing::string_to_sign(&now, &region, &canonical)?;
+        let access = self.bucket.access_key().await?.unwrap_or_default();
+        let secret = self.bucket.secret_key().await?.unwrap_or_default();
+        let key = signing::signing_key(&now, &secret, &region, "s3")?;
+        let mut mac = signing::HmacSha256::new_from_slice(&key)?;
+        mac.update(to_sign.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        let auth = signing::authorization_header(
+            &access,
+            &now,
+            &region,
+            &signing::signed_header_string(&headers),
+            &signature,
+        )?;
+        headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&auth)?);
+        Ok((url, headers))
     }
 }
 
@@ -208,15 +272,38 @@ impl ObjectStore for S3Store {
         part_number: u32,
         data: Bytes,
     ) -> StorageResult<CompletedPart> {
-        let part = self
-            .bucket
-            .put_multipart_chunk(data.to_vec(), key, part_number, upload_id, CONTENT_TYPE)
+        let (url, headers) = self
+            .sign_part_upload(key, upload_id, part_number, data.len())
             .await
             .map_err(|e| self.err("upload part", e))?;
-        Ok(CompletedPart {
-            part_number: part.part_number,
-            etag: part.etag,
-        })
+        let resp = self
+            .client
+            .put(url)
+            .headers(headers)
+            .body(reqwest::Body::from(data))
+            .send()
+            .await
+            .map_err(|e| self.err("upload part", S3Error::Reqwest(e)))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(self.err("upload part", S3Error::HttpFailWithBody(status, body)));
+        }
+        let etag = resp
+            .headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if etag.is_empty() {
+            return Err(StorageError::Other {
+                server: self.name.clone(),
+                operation: "upload part",
+                detail: "the server returned no ETag for the part".into(),
+                class: ErrorClass::Retry,
+            });
+        }
+        Ok(CompletedPart { part_number, etag })
     }
 
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> StorageResult<()> {
