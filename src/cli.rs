@@ -84,7 +84,7 @@ pub struct ListArgs {
 pub struct RestoreArgs {
     /// Catalog id or object key
     pub archive: String,
-    /// Directory to restore into (manifest.json, files/, database/)
+    /// Directory to restore into (manifest.json, files/, database/): new or empty
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub to: PathBuf,
     /// Also import database/*.sql with the mariadb/mysql client
@@ -93,6 +93,9 @@ pub struct RestoreArgs {
     /// Import into this database (created if missing) instead of the site's
     #[arg(long, requires = "with_db", value_name = "NAME")]
     pub db_name: Option<String>,
+    /// On failure keep the partial, untrusted tree in DIR/UNTRUSTED-partial-restore instead of removing it
+    #[arg(long)]
+    pub keep_partial: bool,
 }
 
 #[derive(Debug, Args)]

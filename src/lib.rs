@@ -23,6 +23,13 @@
 //! run ends. Per-site [`hooks`] run before the backup, after it succeeded,
 //! or after it failed.
 //!
+//! Getting data back ([`restore`]) is the same idea in reverse: one
+//! streaming pass downloads the object, hashes it, and feeds it through a
+//! bounded channel to a blocking thread that decodes zstd and extracts tar
+//! safely ([`archive::extract`]) into a staging directory, published only
+//! when the checksum matches. [`reconcile`] compares the catalog with the
+//! bucket listings and corrects it.
+//!
 //! [`config`] turns TOML + environment into a validated [`config::Config`]
 //! and is the only module that knows env var names.
 
@@ -36,6 +43,8 @@ pub mod database;
 pub mod hooks;
 pub mod lock;
 pub mod pipeline;
+pub mod reconcile;
+pub mod restore;
 pub mod retention;
 pub mod storage;
 pub mod telemetry;

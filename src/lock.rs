@@ -52,6 +52,22 @@ impl SiteLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Is a backup of `site` running now? Only looks: creates nothing and
+    /// takes the lock for no longer than the test itself.
+    pub fn is_held(state_dir: &Path, site: &str) -> Result<bool, LockError> {
+        let path = state_dir.join("locks").join(format!("{site}.lock"));
+        let file = match OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(LockError::Io { path, source }),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -65,7 +81,10 @@ mod tests {
         let err = SiteLock::try_acquire(dir.path(), "blog").unwrap_err();
         assert!(err.to_string().contains("already running"), "{err}");
         let _other = SiteLock::try_acquire(dir.path(), "shop").unwrap();
+        assert!(SiteLock::is_held(dir.path(), "blog").unwrap());
+        assert!(!SiteLock::is_held(dir.path(), "nothing").unwrap());
         drop(first);
+        assert!(!SiteLock::is_held(dir.path(), "blog").unwrap());
         SiteLock::try_acquire(dir.path(), "blog").unwrap();
     }
 }

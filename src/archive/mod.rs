@@ -1,15 +1,19 @@
 //! The archive format, in plain `std::io`: a tar stream (`files/…`, then
 //! `database/{name}.sql` when the site has a database, then
 //! `manifest.json`) through zstd, hashed as it goes. No async, no S3.
+//! [`extract`] is the safe reader used by `restore` and `verify`.
 //!
 //! Files may change while they are read. Each tar entry's size is fixed by
 //! its header, so a file that shrank is padded with zeros and one that grew
 //! is cut at the header size; both give a warning, and the archive stays a
 //! valid tar that stock `tar` reads.
 
+pub mod extract;
 mod sink;
+mod source;
 
 pub use sink::{HashingWriter, PartSink};
+pub use source::ChannelReader;
 
 use globset::GlobSet;
 use serde::Serialize;

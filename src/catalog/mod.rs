@@ -7,6 +7,10 @@
 //! `spawn_blocking`. Nothing here ever stores a credential; error texts
 //! come from classified storage errors, which never include one.
 
+mod ops;
+
+pub use ops::{ImportedArchive, UploadingRow};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -109,6 +113,8 @@ pub struct ArchiveRow {
     pub status: String,
     pub error: Option<String>,
     pub verified_at: Option<String>,
+    /// Result of the last `verify` (`None`: never verified).
+    pub verify_ok: Option<bool>,
 }
 
 /// A new archive row, written as `uploading` before the first byte goes out.
@@ -316,14 +322,17 @@ impl Catalog {
 
     pub fn list(&self, filter: &ListFilter) -> CatalogResult<Vec<ArchiveRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ARCHIVE_COLUMNS}
                  FROM s3_archives
                  WHERE (?1 IS NULL OR site = ?1) AND (?2 IS NULL OR server_id = ?2)
                    AND (?3 OR status IN ('complete','uploading'))
-                 ORDER BY created_at, id",
+                 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query_map(
+                params![filter.site, filter.server_id, filter.all_statuses],
+                row_to_archive,
             )?;
-            let rows = stmt.query_map(params![filter.site, filter.server_id, filter.all_statuses], row_to_archive)?;
             rows.collect()
         })
     }
@@ -345,10 +354,9 @@ impl Catalog {
         self.with(|c| {
             let tx = c.transaction()?;
             let rows: Vec<ArchiveRow> = {
-                let mut stmt = tx.prepare(
-                    "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at
-                     FROM s3_archives WHERE site = ?1 AND status = 'uploading'",
-                )?;
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {ARCHIVE_COLUMNS} FROM s3_archives WHERE site = ?1 AND status = 'uploading'"
+                ))?;
                 stmt.query_map(params![site], row_to_archive)?.collect::<rusqlite::Result<_>>()?
             };
             tx.execute(
@@ -381,8 +389,7 @@ impl Catalog {
     pub fn archive(&self, id: i64) -> CatalogResult<Option<ArchiveRow>> {
         self.with(|c| {
             c.query_row(
-                "SELECT id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at
-                 FROM s3_archives WHERE id = ?1",
+                &format!("SELECT {ARCHIVE_COLUMNS} FROM s3_archives WHERE id = ?1"),
                 params![id],
                 row_to_archive,
             )
@@ -432,6 +439,11 @@ impl Catalog {
     }
 }
 
+/// The columns [`row_to_archive`] reads, in its order: every query that
+/// returns [`ArchiveRow`]s selects exactly these.
+const ARCHIVE_COLUMNS: &str =
+    "id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok";
+
 fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
     Ok(ArchiveRow {
         id: r.get(0)?,
@@ -446,6 +458,7 @@ fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
         status: r.get(9)?,
         error: r.get(10)?,
         verified_at: r.get(11)?,
+        verify_ok: r.get(12)?,
     })
 }
 

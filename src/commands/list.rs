@@ -18,6 +18,7 @@ struct ListEntry<'a> {
     created_at: &'a str,
     status: &'a str,
     verified_at: Option<&'a str>,
+    verify_ok: Option<bool>,
 }
 
 pub fn run(config: &Config, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
@@ -42,6 +43,7 @@ pub fn run(config: &Config, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
                 created_at: &r.created_at,
                 status: &r.status,
                 verified_at: r.verified_at.as_deref(),
+                verify_ok: r.verify_ok,
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&entries)?);

@@ -5,7 +5,10 @@ mod backup;
 mod config_check;
 mod list;
 mod prune;
+mod reconcile;
+mod restore;
 mod servers;
+mod verify;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::{self, Config, ConfigError, LoadOptions};
@@ -30,12 +33,11 @@ pub async fn run(cli: Cli) -> u8 {
         Command::List(args) => list::run(&config, args, cli.json),
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
         Command::Prune(args) => prune::run(&config, args, cli.json).await,
+        Command::Restore(args) => restore::run(&config, args, cli.json).await,
+        Command::Verify(args) => verify::run(&config, args, cli.json).await,
+        Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Config(_) => unreachable!("handled above"),
         Command::Daemon => crate::daemon::run(opts.clone(), config.clone()).await,
-        Command::Restore(_) | Command::Verify(_) | Command::Reconcile(_) => Err(anyhow::anyhow!(
-            "this command is not available in sitebackup {} yet",
-            env!("CARGO_PKG_VERSION")
-        )),
     };
     match result {
         Ok(code) => code,

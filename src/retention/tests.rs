@@ -16,6 +16,7 @@ fn row(id: i64, created_at: &str, status: &str) -> ArchiveRow {
         status: status.into(),
         error: None,
         verified_at: None,
+        verify_ok: None,
     }
 }
 

@@ -171,9 +171,55 @@ pub fn sidecar_key(key: &str) -> String {
     format!("{key}.sha256")
 }
 
+/// The archive key a sidecar key belongs to.
+pub fn sidecar_owner(key: &str) -> Option<&str> {
+    key.strip_suffix(".sha256")
+}
+
+/// The checksum in a sidecar's text (`sha256sum` format: `<hex>  <name>`),
+/// lower-cased, or `None` when it is not 64 hex digits.
+pub fn parse_sidecar(text: &str) -> Option<String> {
+    let hex = text.split_whitespace().next()?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
+}
+
+/// Sidecars are one line; anything longer is not one.
+const MAX_SIDECAR: usize = 4096;
+
+/// Fetch and parse the checksum sidecar of `key`: `Ok(None)` when there is
+/// none (or it is unreadable as a checksum).
+pub async fn read_sidecar(store: &dyn ObjectStore, key: &str) -> StorageResult<Option<String>> {
+    use futures::StreamExt;
+    let mut stream = match store.get(&sidecar_key(key)).await {
+        Ok(s) => s,
+        Err(StorageError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut text = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        text.extend_from_slice(&chunk?);
+        if text.len() > MAX_SIDECAR {
+            return Ok(None);
+        }
+    }
+    Ok(std::str::from_utf8(&text).ok().and_then(parse_sidecar))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sidecars_parse_like_sha256sum() {
+        let hex = "AB".repeat(32);
+        assert_eq!(parse_sidecar(&format!("{hex}  x.tar.zst\n")), Some("ab".repeat(32)));
+        assert_eq!(parse_sidecar(&"ab".repeat(32)), Some("ab".repeat(32)));
+        assert_eq!(parse_sidecar("abc  x.tar.zst\n"), None);
+        assert_eq!(parse_sidecar(&format!("{}  x", "g".repeat(64))), None);
+        assert_eq!(parse_sidecar(""), None);
+        assert_eq!(sidecar_owner("a/b.tar.zst.sha256"), Some("a/b.tar.zst"));
+        assert_eq!(sidecar_owner("a/b.tar.zst"), None);
+    }
 
     #[test]
     fn classes_follow_status() {

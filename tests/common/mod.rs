@@ -386,3 +386,142 @@ pub fn extract(archive: &Path, dir: &Path) {
         .unwrap();
     assert!(out.status.success(), "zstd|tar -x failed: {}", stderr(&out));
 }
+
+impl Rig {
+    /// `aws` environment for shell pipelines (`sh -c "aws … | zstd …"`).
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
+            ("AWS_DEFAULT_REGION", self.region.clone()),
+        ]
+    }
+
+    /// Upload a local file with `aws s3 cp` (replacing any object there).
+    pub fn upload(&self, bucket: &str, key: &str, src: &Path) {
+        let out = self.aws(
+            &["s3", "cp"],
+            &[src.to_str().unwrap(), &format!("s3://{bucket}/{key}"), "--quiet"],
+        );
+        assert!(
+            out.status.success(),
+            "aws s3 cp (upload) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `touch -h -d @SECS`: set an mtime (of a symlink itself, too).
+pub fn set_mtime(path: &Path, secs: u64) {
+    let status = Command::new("touch")
+        .arg("-h")
+        .arg("-d")
+        .arg(format!("@{secs}"))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "touch {}", path.display());
+}
+
+/// A site tree for restore tests: nested dirs, modes 0640/0750, a symlink,
+/// an empty file, a non-UTF-8 file name, an empty directory, and distinct
+/// mtimes in the past on everything (directories last).
+pub fn make_rich_site(parent: &Path, name: &str, random_bytes: usize) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let root = parent.join(name);
+    std::fs::create_dir_all(root.join("wp-content/uploads/2024/12")).unwrap();
+    std::fs::create_dir_all(root.join("wp-content/empty-dir")).unwrap();
+    std::fs::write(root.join("index.php"), b"<?php require 'wp-blog-header.php';\n").unwrap();
+    std::fs::write(root.join("wp-settings.php"), b"<?php // settings, mode 0640\n").unwrap();
+    std::fs::write(root.join("wp-content/uploads/2024/12/photo.bin"), random(random_bytes)).unwrap();
+    std::fs::write(root.join("wp-content/uploads/empty.txt"), b"").unwrap();
+    std::fs::write(
+        root.join(std::ffi::OsStr::from_bytes(b"caf\xe9-latin1.html")),
+        b"non-UTF-8 name",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("wp-content/uploads/2024/12/photo.bin", root.join("latest.bin")).unwrap();
+    std::fs::set_permissions(root.join("wp-settings.php"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(root.join("wp-content"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let mut secs = 1_600_000_000;
+    for e in walkdir::WalkDir::new(&root).contents_first(true) {
+        secs += 3_600;
+        set_mtime(e.unwrap().path(), secs);
+    }
+    root
+}
+
+/// One entry of a tree, as compared between a source and a restore.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Node {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub mtime: i64,
+    /// File content or symlink target.
+    pub content: Vec<u8>,
+}
+
+/// Every entry below `root` (included, as ""): kind, mode, mtime, content.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
+    use std::os::unix::ffi::OsStringExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).follow_links(false) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+        let meta = e.path().symlink_metadata().unwrap();
+        let (kind, content) = if meta.is_symlink() {
+            (
+                "symlink",
+                std::fs::read_link(e.path()).unwrap().into_os_string().into_vec(),
+            )
+        } else if meta.is_dir() {
+            ("dir", Vec::new())
+        } else {
+            ("file", std::fs::read(e.path()).unwrap())
+        };
+        let mode = if meta.is_symlink() {
+            0
+        } else {
+            meta.permissions().mode() & 0o7777
+        };
+        out.insert(
+            rel,
+            Node {
+                kind,
+                mode,
+                mtime: meta.mtime(),
+                content,
+            },
+        );
+    }
+    out
+}
+
+/// Assert two trees are equal, naming the first difference.
+pub fn assert_same_tree(expected: &Path, got: &Path) {
+    let (a, b) = (snapshot(expected), snapshot(got));
+    let names_a: Vec<_> = a.keys().collect();
+    let names_b: Vec<_> = b.keys().collect();
+    assert_eq!(
+        names_b,
+        names_a,
+        "entries differ between {} and {}",
+        got.display(),
+        expected.display()
+    );
+    for (path, node) in &a {
+        assert_eq!(&b[path], node, "{} differs", path.display());
+    }
+}
+
+/// Names directly inside `dir`.
+pub fn entries_of(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

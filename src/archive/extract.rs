@@ -1,0 +1,884 @@
+//! Safe extraction of an archive stream (zstd → tar) into a directory, and
+//! the read-only pass that `verify` runs over the same stream. Plain
+//! `std::io` on blocking threads — zstd decodes on a second, scoped thread
+//! feeding the tar reader through a small bounded channel, so decompression
+//! overlaps the file writes; no async, no S3, no checksums (the caller
+//! hashes the compressed bytes as they arrive).
+//!
+//! # What is refused
+//!
+//! Refusing stops the extraction with [`ExtractError::Refused`], which names
+//! the entry and the reason:
+//! - names that are absolute, contain a `..` component or a NUL byte, or are
+//!   empty ([`sanitize_path`]); `.` components and repeated slashes are
+//!   dropped;
+//! - entries whose path goes through a symlink, whether the archive made it
+//!   or it was already on disk;
+//! - hard links whose target is absolute, contains `..`, goes through a
+//!   symlink, or is not an earlier entry of the archive;
+//! - character and block devices, FIFOs, and entry types we do not know.
+//!
+//! Symlinks themselves are restored exactly as archived, whatever their
+//! target (sites legitimately link to absolute paths): they are never
+//! followed while writing, so they cannot redirect a write.
+//!
+//! # How writes stay inside the directory
+//!
+//! Everything is created relative to an open descriptor of the target
+//! directory (`openat`, `mkdirat`, `symlinkat`, `linkat`), descending one
+//! component at a time with `O_DIRECTORY | O_NOFOLLOW`: a symlink anywhere on
+//! the way makes the walk fail instead of being followed. Files are created
+//! with `O_CREAT | O_EXCL | O_NOFOLLOW`; when a name already exists (a
+//! duplicate entry) the old non-directory is unlinked first — never opened or
+//! written through — and an existing directory is never replaced.
+//!
+//! # Metadata
+//!
+//! Files get their mode and mtime (and numeric owner and group when running
+//! as root; setuid, setgid and sticky bits are kept only then). Symlinks get
+//! their mtime (and owner as root). Directories are created `0700` and get
+//! their mode, owner and mtime in [`Extracted::finish`], deepest first, once
+//! everything inside them is written: so read-only directories can be
+//! filled, writing into a directory does not disturb its restored mtime, and
+//! nothing is reachable by other users before its final mode is set.
+//! Directories the archive does not describe (implied parents) stay `0700`.
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// Why a path from an archive is not acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathProblem {
+    #[error("it is an absolute path")]
+    Absolute,
+    #[error("it contains a `..` component")]
+    ParentDir,
+    #[error("it is empty")]
+    Empty,
+    #[error("it contains a NUL byte")]
+    Nul,
+}
+
+/// A relative path made only of normal components (no `.`, `..`, empty
+/// component, `/` or NUL). The empty path is the extraction root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SafePath(Vec<OsString>);
+
+impl SafePath {
+    pub fn components(&self) -> &[OsString] {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn to_path_buf(&self) -> PathBuf {
+        self.0.iter().collect()
+    }
+
+    fn split_last(&self) -> Option<(&OsString, &[OsString])> {
+        self.0.split_last()
+    }
+}
+
+/// Turn a raw tar entry name into a [`SafePath`], or say why it is unsafe.
+pub fn sanitize_path(raw: &[u8]) -> Result<SafePath, PathProblem> {
+    if raw.is_empty() {
+        return Err(PathProblem::Empty);
+    }
+    if raw.contains(&0) {
+        return Err(PathProblem::Nul);
+    }
+    if raw[0] == b'/' {
+        return Err(PathProblem::Absolute);
+    }
+    let mut out = Vec::new();
+    for comp in raw.split(|b| *b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err(PathProblem::ParentDir),
+            c => out.push(OsString::from_vec(c.to_vec())),
+        }
+    }
+    Ok(SafePath(out))
+}
+
+/// Why an entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("its name is unsafe: {0}")]
+    Path(PathProblem),
+    #[error("it is a hard link whose target is unsafe: {0}")]
+    LinkTarget(PathProblem),
+    #[error("it is a hard link to {0:?}, which is not an earlier entry of the archive")]
+    LinkTargetMissing(String),
+    #[error("its path goes through the symlink {0:?}, which could lead outside the target directory")]
+    ThroughSymlink(String),
+    #[error("it is a {0}; device nodes and FIFOs are never restored")]
+    Special(&'static str),
+    #[error("it has an entry type sitebackup does not restore ({0})")]
+    Unsupported(String),
+    #[error("it would replace the directory {0:?}")]
+    ReplacesDirectory(String),
+    #[error("{0:?} is in the way: it exists and is not a directory")]
+    NotADirectory(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("refusing archive entry {entry:?}: {reason}")]
+    Refused { entry: String, reason: Refusal },
+    #[error("the archive is damaged or is not a tar.zst archive ({context}): {cause}")]
+    Format { context: String, cause: io::Error },
+    #[error("cannot restore {entry:?} into {dir}: {cause}")]
+    Write {
+        entry: String,
+        dir: PathBuf,
+        cause: io::Error,
+    },
+}
+
+impl ExtractError {
+    /// The compressed stream could not be read as an archive: reading the
+    /// rest of it to finish the checksum tells damage from a bad archive.
+    pub fn is_format(&self) -> bool {
+        matches!(self, ExtractError::Format { .. })
+    }
+}
+
+/// Counters of one extraction or check.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ExtractStats {
+    pub entries: u64,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Bytes of regular-file content.
+    pub file_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractOptions {
+    /// Restore numeric owners and setuid/setgid/sticky bits (root only).
+    pub preserve_owner: bool,
+}
+
+impl ExtractOptions {
+    /// Owners are restored when running as root, as `tar` does.
+    pub fn for_current_user() -> Self {
+        Self {
+            preserve_owner: rustix::process::geteuid().is_root(),
+        }
+    }
+
+    fn mode_mask(&self) -> u32 {
+        if self.preserve_owner { 0o7777 } else { 0o777 }
+    }
+}
+
+/// Attributes of a directory, applied by [`Extracted::finish`].
+#[derive(Debug, Clone)]
+struct DirAttrs {
+    path: SafePath,
+    name: String,
+    mode: u32,
+    mtime: i64,
+    owner: Option<(u32, u32)>,
+}
+
+/// A finished extraction whose directories still have their working mode.
+#[derive(Debug)]
+pub struct Extracted {
+    pub stats: ExtractStats,
+    dirs: Vec<DirAttrs>,
+}
+
+impl Extracted {
+    /// Apply the directories' modes, owners and mtimes, deepest first,
+    /// relative to `root` (where the tree is now: the caller may have moved
+    /// it since [`extract`]).
+    pub fn finish(&self, root: &Path) -> Result<(), ExtractError> {
+        let root_fd = open_root(root).map_err(|cause| ExtractError::Write {
+            entry: ".".into(),
+            dir: root.to_path_buf(),
+            cause,
+        })?;
+        let mut order: Vec<&DirAttrs> = self.dirs.iter().collect();
+        order.sort_by_key(|d| Reverse(d.path.components().len()));
+        for d in order {
+            let write = |cause: io::Error| ExtractError::Write {
+                entry: d.name.clone(),
+                dir: root.to_path_buf(),
+                cause,
+            };
+            let fd = walk(&root_fd, d.path.components(), false).map_err(|w| w.into_error(&d.name, root))?;
+            if let Some((uid, gid)) = d.owner {
+                rustix::fs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid))).map_err(|e| write(e.into()))?;
+            }
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(|e| write(e.into()))?;
+            rustix::fs::futimens(&fd, &times(d.mtime)).map_err(|e| write(e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// What one tar entry asks for, after validation.
+struct Item {
+    name: String,
+    path: SafePath,
+    kind: ItemKind,
+    mode: u32,
+    mtime: i64,
+    /// Numeric owner, when the header has a readable one.
+    owner: Option<(u32, u32)>,
+}
+
+enum ItemKind {
+    Dir,
+    File,
+    Symlink(Vec<u8>),
+    HardLink(SafePath),
+    /// Metadata-only entries (pax global headers).
+    Skip,
+}
+
+fn display(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+fn display_comps(comps: &[OsString]) -> String {
+    let joined: Vec<u8> = comps.iter().map(|c| c.as_bytes()).collect::<Vec<_>>().join(&b'/');
+    display(&joined)
+}
+
+fn format_error(context: String) -> impl FnOnce(io::Error) -> ExtractError {
+    move |cause| ExtractError::Format { context, cause }
+}
+
+/// Validate one entry: its type, its name and a hard link's target.
+fn classify<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Item, ExtractError> {
+    let raw = entry.path_bytes();
+    let name = display(&raw);
+    let refused = |reason| ExtractError::Refused {
+        entry: name.clone(),
+        reason,
+    };
+    let header = entry.header();
+    let entry_type = header.entry_type();
+    let special = match entry_type {
+        tar::EntryType::Char => Some("character device"),
+        tar::EntryType::Block => Some("block device"),
+        tar::EntryType::Fifo => Some("FIFO"),
+        _ => None,
+    };
+    if let Some(what) = special {
+        return Err(refused(Refusal::Special(what)));
+    }
+    let path = sanitize_path(&raw).map_err(|p| refused(Refusal::Path(p)))?;
+    let kind = match entry_type {
+        tar::EntryType::Directory => ItemKind::Dir,
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => ItemKind::File,
+        tar::EntryType::Symlink => match entry.link_name_bytes() {
+            Some(t) if !t.is_empty() => ItemKind::Symlink(t.into_owned()),
+            _ => {
+                return Err(ExtractError::Format {
+                    context: format!("in entry {name:?}"),
+                    cause: io::Error::new(io::ErrorKind::InvalidData, "symlink without a target"),
+                });
+            }
+        },
+        tar::EntryType::Link => {
+            let target = entry.link_name_bytes().unwrap_or_default();
+            let target = sanitize_path(&target).map_err(|p| refused(Refusal::LinkTarget(p)))?;
+            if target.is_root() {
+                return Err(refused(Refusal::LinkTarget(PathProblem::Empty)));
+            }
+            ItemKind::HardLink(target)
+        }
+        tar::EntryType::XGlobalHeader => ItemKind::Skip,
+        other => return Err(refused(Refusal::Unsupported(format!("{other:?}")))),
+    };
+    if path.is_root() && !matches!(kind, ItemKind::Dir | ItemKind::Skip) {
+        return Err(refused(Refusal::Path(PathProblem::Empty)));
+    }
+    let in_entry = || format!("in entry {name:?}");
+    let mode = header.mode().map_err(format_error(in_entry()))?;
+    let mtime = header.mtime().map_err(format_error(in_entry()))?;
+    let owner = match (header.uid(), header.gid()) {
+        (Ok(uid), Ok(gid)) => Some((
+            u32::try_from(uid).unwrap_or(u32::MAX),
+            u32::try_from(gid).unwrap_or(u32::MAX),
+        )),
+        _ => None,
+    };
+    Ok(Item {
+        name: name.clone(),
+        path,
+        kind,
+        mode,
+        mtime: i64::try_from(mtime).unwrap_or(i64::MAX),
+        owner,
+    })
+}
+
+/// Decompressed data crosses from the decoding thread to the tar reader in
+/// chunks of this size, at most [`DECODED_QUEUE`] of them in flight.
+const DECODED_CHUNK: usize = 256 * 1024;
+const DECODED_QUEUE: usize = 8;
+
+/// The tar reader's end of the decoding thread's channel.
+struct Decoded {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Decoded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Decode the whole zstd stream into `tx`; stops when the reader hangs up.
+fn decode<R: Read>(input: R, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
+    let mut decoder = match zstd::stream::read::Decoder::new(input) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; DECODED_CHUNK];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match decoder.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            return;
+        }
+        chunk.truncate(filled);
+        if tx.send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decode `input` on a second thread (so decompression overlaps the file
+/// writes), call `f` on every tar entry, then read the stream to its end
+/// (so trailing garbage and truncated frames are noticed).
+fn for_each_entry<R: Read + Send>(
+    input: R,
+    mut f: impl FnMut(&mut tar::Entry<'_, Decoded>, Item) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_QUEUE);
+        scope.spawn(move || decode(input, tx));
+        let mut archive = tar::Archive::new(Decoded {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        });
+        let mut last: Option<String> = None;
+        let after = |last: &Option<String>| match last {
+            Some(name) => format!("after entry {name:?}"),
+            None => "at the start".to_string(),
+        };
+        {
+            let entries = archive.entries().map_err(format_error(after(&last)))?;
+            for entry in entries {
+                let mut entry = entry.map_err(format_error(after(&last)))?;
+                let item = classify(&entry)?;
+                let name = item.name.clone();
+                f(&mut entry, item)?;
+                last = Some(name);
+            }
+        }
+        let mut rest = archive.into_inner();
+        io::copy(&mut rest, &mut io::sink()).map_err(format_error(after(&last)))?;
+        Ok(())
+    })
+}
+
+/// Extract the compressed archive read from `input` into the existing
+/// directory `dest`. On error, whatever was written stays in `dest` for the
+/// caller to remove.
+pub fn extract<R: Read + Send>(input: R, dest: &Path, opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
+    let root = open_root(dest).map_err(|cause| ExtractError::Write {
+        entry: ".".into(),
+        dir: dest.to_path_buf(),
+        cause,
+    })?;
+    let mut ex = Extractor {
+        cache: DirCache {
+            root,
+            stack: Vec::new(),
+        },
+        dest: dest.to_path_buf(),
+        opts: *opts,
+        stats: ExtractStats::default(),
+        dirs: Vec::new(),
+        buf: vec![0; 256 * 1024],
+    };
+    for_each_entry(input, |entry, item| ex.entry(entry, item))?;
+    Ok(Extracted {
+        stats: ex.stats,
+        dirs: ex.dirs,
+    })
+}
+
+/// What `verify` learns from reading an archive without writing it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArchiveSummary {
+    pub stats: ExtractStats,
+    /// `manifest.json`, if the archive has one.
+    pub manifest: Option<serde_json::Value>,
+    /// sitebackup writes the manifest last; anything after it is suspect.
+    pub manifest_is_last: bool,
+}
+
+/// Manifests are small; refuse to buffer a huge entry with that name.
+const MAX_MANIFEST: u64 = 16 * 1024 * 1024;
+
+/// Read the whole archive through zstd and tar, applying the same checks as
+/// [`extract`] (names, hard-link targets, paths through symlinks, special
+/// files) without writing anything.
+pub fn check<R: Read + Send>(input: R) -> Result<ArchiveSummary, ExtractError> {
+    let mut summary = ArchiveSummary::default();
+    let mut symlinks: HashSet<Vec<OsString>> = HashSet::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    for_each_entry(input, |entry, item| {
+        let through_symlink = |comps: &[OsString]| {
+            (1..comps.len())
+                .find(|&i| symlinks.contains(&comps[..i]))
+                .map(|i| display_comps(&comps[..i]))
+        };
+        if let Some(link) = through_symlink(item.path.components()) {
+            return Err(ExtractError::Refused {
+                entry: item.name,
+                reason: Refusal::ThroughSymlink(link),
+            });
+        }
+        summary.stats.entries += 1;
+        summary.manifest_is_last = false;
+        let in_entry = || format!("in entry {:?}", item.name);
+        match &item.kind {
+            ItemKind::Dir => summary.stats.dirs += 1,
+            ItemKind::Symlink(_) => {
+                summary.stats.symlinks += 1;
+                symlinks.insert(item.path.components().to_vec());
+            }
+            ItemKind::HardLink(target) => {
+                if let Some(link) = through_symlink(target.components()) {
+                    return Err(ExtractError::Refused {
+                        entry: item.name,
+                        reason: Refusal::ThroughSymlink(link),
+                    });
+                }
+                summary.stats.hardlinks += 1;
+            }
+            ItemKind::File if item.path.components() == [OsString::from("manifest.json")] => {
+                let mut data = Vec::new();
+                entry
+                    .take(MAX_MANIFEST)
+                    .read_to_end(&mut data)
+                    .map_err(format_error(in_entry()))?;
+                let manifest = serde_json::from_slice(&data).map_err(|e| ExtractError::Format {
+                    context: in_entry(),
+                    cause: io::Error::new(io::ErrorKind::InvalidData, format!("manifest is not valid JSON: {e}")),
+                })?;
+                summary.stats.files += 1;
+                summary.stats.file_bytes += data.len() as u64;
+                summary.manifest = Some(manifest);
+                summary.manifest_is_last = true;
+            }
+            ItemKind::File => {
+                loop {
+                    let n = entry.read(&mut buf).map_err(format_error(in_entry()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    summary.stats.file_bytes += n as u64;
+                }
+                summary.stats.files += 1;
+            }
+            ItemKind::Skip => {}
+        }
+        Ok(())
+    })?;
+    Ok(summary)
+}
+
+/// Why a walk down the tree stopped.
+enum Walk {
+    Symlink(String),
+    NotDir(String),
+    Missing(String),
+    Io(io::Error),
+}
+
+impl Walk {
+    fn into_error(self, entry: &str, dir: &Path) -> ExtractError {
+        let refused = |reason| ExtractError::Refused {
+            entry: entry.to_string(),
+            reason,
+        };
+        match self {
+            Walk::Symlink(at) => refused(Refusal::ThroughSymlink(at)),
+            Walk::NotDir(at) => refused(Refusal::NotADirectory(at)),
+            Walk::Missing(at) => refused(Refusal::LinkTargetMissing(at)),
+            Walk::Io(cause) => ExtractError::Write {
+                entry: entry.to_string(),
+                dir: dir.to_path_buf(),
+                cause,
+            },
+        }
+    }
+}
+
+fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn is_symlink(parent: BorrowedFd<'_>, name: &OsStr) -> bool {
+    rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+}
+
+/// Open the directory `name` in `parent` without following a symlink; with
+/// `create`, a missing one is made `0700`. `at` names it in errors.
+fn open_component(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    create: bool,
+    at: impl Fn() -> String,
+) -> Result<OwnedFd, Walk> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut result = rustix::fs::openat(parent, name, flags, Mode::empty());
+    if create && matches!(result, Err(Errno::NOENT)) {
+        match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(Walk::Io(e.into())),
+        }
+        result = rustix::fs::openat(parent, name, flags, Mode::empty());
+    }
+    result.map_err(|e| match e {
+        _ if is_symlink(parent, name) => Walk::Symlink(at()),
+        Errno::NOTDIR => Walk::NotDir(at()),
+        Errno::NOENT => Walk::Missing(at()),
+        other => Walk::Io(other.into()),
+    })
+}
+
+/// Open the directory `comps` below `root`, one component at a time, never
+/// following a symlink; with `create`, missing directories are made `0700`.
+fn walk(root: &OwnedFd, comps: &[OsString], create: bool) -> Result<OwnedFd, Walk> {
+    let mut current = rustix::io::dup(root).map_err(|e| Walk::Io(e.into()))?;
+    for (i, comp) in comps.iter().enumerate() {
+        current = open_component(current.as_fd(), comp, create, || display_comps(&comps[..=i]))?;
+    }
+    Ok(current)
+}
+
+/// The target's root descriptor and the open directories of the current
+/// path below it. Tar streams are depth-first, so moving from one entry's
+/// parent to the next one's opens each directory about once.
+struct DirCache {
+    root: OwnedFd,
+    /// `stack[i]` is the directory `stack[0].0/…/stack[i].0`.
+    stack: Vec<(OsString, OwnedFd)>,
+}
+
+impl DirCache {
+    fn open(&mut self, comps: &[OsString], create: bool) -> Result<BorrowedFd<'_>, Walk> {
+        let common = self
+            .stack
+            .iter()
+            .zip(comps)
+            .take_while(|((name, _), comp)| name == *comp)
+            .count();
+        self.stack.truncate(common);
+        for (i, comp) in comps.iter().enumerate().skip(common) {
+            let parent = self.stack.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
+            let fd = open_component(parent, comp, create, || display_comps(&comps[..=i]))?;
+            self.stack.push((comp.clone(), fd));
+        }
+        Ok(self.stack.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd()))
+    }
+}
+
+struct Extractor {
+    cache: DirCache,
+    dest: PathBuf,
+    opts: ExtractOptions,
+    stats: ExtractStats,
+    dirs: Vec<DirAttrs>,
+    buf: Vec<u8>,
+}
+
+fn times(mtime: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn uid_of(uid: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(uid)
+}
+
+fn gid_of(gid: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(gid)
+}
+
+/// Make room for a new non-directory called `name`: unlink what is there,
+/// unless it is a directory.
+fn clear_name(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), Clear> {
+    let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| Clear::Io(e.into()))?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        return Err(Clear::IsDir);
+    }
+    rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| Clear::Io(e.into()))
+}
+
+enum Clear {
+    IsDir,
+    Io(io::Error),
+}
+
+/// Run `create`; if the name exists, clear it (never a directory) and retry.
+fn create_fresh<T>(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    mut create: impl FnMut() -> rustix::io::Result<T>,
+) -> Result<T, Clear> {
+    match create() {
+        Err(Errno::EXIST) => {
+            clear_name(parent, name)?;
+            create().map_err(|e| Clear::Io(e.into()))
+        }
+        other => other.map_err(|e| Clear::Io(e.into())),
+    }
+}
+
+impl Extractor {
+    fn write_err(&self, entry: &str) -> impl FnOnce(io::Error) -> ExtractError + use<> {
+        let entry = entry.to_string();
+        let dir = self.dest.clone();
+        move |cause| ExtractError::Write { entry, dir, cause }
+    }
+
+    fn clear_err(&self, item: &Item) -> impl FnOnce(Clear) -> ExtractError + use<> {
+        let write = self.write_err(&item.name);
+        let entry = item.name.clone();
+        move |c| match c {
+            Clear::IsDir => ExtractError::Refused {
+                reason: Refusal::ReplacesDirectory(entry.clone()),
+                entry,
+            },
+            Clear::Io(e) => write(e),
+        }
+    }
+
+    fn owner(&self, item: &Item) -> Option<(u32, u32)> {
+        item.owner.filter(|_| self.opts.preserve_owner)
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, item: Item) -> Result<(), ExtractError> {
+        self.stats.entries += 1;
+        match &item.kind {
+            ItemKind::Dir => self.dir(&item),
+            ItemKind::File => self.file(entry, &item),
+            ItemKind::Symlink(target) => self.symlink(&item, target),
+            ItemKind::HardLink(target) => self.hardlink(&item, target),
+            ItemKind::Skip => Ok(()),
+        }
+    }
+
+    fn dir(&mut self, item: &Item) -> Result<(), ExtractError> {
+        if item.path.is_root() {
+            return Ok(());
+        }
+        if let Err(w) = self.cache.open(item.path.components(), true) {
+            return Err(w.into_error(&item.name, &self.dest));
+        }
+        self.dirs.push(DirAttrs {
+            path: item.path.clone(),
+            name: item.name.clone(),
+            mode: item.mode & self.opts.mode_mask(),
+            mtime: item.mtime,
+            owner: self.owner(item),
+        });
+        self.stats.dirs += 1;
+        Ok(())
+    }
+
+    fn file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, item: &Item) -> Result<(), ExtractError> {
+        let Some((name, parent_comps)) = item.path.split_last() else {
+            return Err(ExtractError::Refused {
+                entry: item.name.clone(),
+                reason: Refusal::Path(PathProblem::Empty),
+            });
+        };
+        let clear_err = self.clear_err(item);
+        let write = self.write_err(&item.name);
+        let owner = self.owner(item);
+        let mode = item.mode & self.opts.mode_mask();
+        let parent = match self.cache.open(parent_comps, true) {
+            Ok(p) => p,
+            Err(w) => return Err(w.into_error(&item.name, &self.dest)),
+        };
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = create_fresh(parent, name, || {
+            rustix::fs::openat(parent, name.as_os_str(), flags, Mode::from_raw_mode(0o600))
+        })
+        .map_err(clear_err)?;
+        let mut file = File::from(fd);
+        loop {
+            let n = entry
+                .read(&mut self.buf)
+                .map_err(format_error(format!("in entry {:?}", item.name)))?;
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = file.write_all(&self.buf[..n]) {
+                return Err(write(e));
+            }
+            self.stats.file_bytes += n as u64;
+        }
+        let attrs = || -> io::Result<()> {
+            if let Some((uid, gid)) = owner {
+                rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))?;
+            }
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
+            rustix::fs::futimens(&file, &times(item.mtime))?;
+            Ok(())
+        };
+        attrs().map_err(write)?;
+        self.stats.files += 1;
+        Ok(())
+    }
+
+    fn symlink(&mut self, item: &Item, target: &[u8]) -> Result<(), ExtractError> {
+        let Some((name, parent_comps)) = item.path.split_last() else {
+            return Err(ExtractError::Refused {
+                entry: item.name.clone(),
+                reason: Refusal::Path(PathProblem::Empty),
+            });
+        };
+        let clear_err = self.clear_err(item);
+        let write = self.write_err(&item.name);
+        let owner = self.owner(item);
+        let parent = match self.cache.open(parent_comps, true) {
+            Ok(p) => p,
+            Err(w) => return Err(w.into_error(&item.name, &self.dest)),
+        };
+        create_fresh(parent, name, || rustix::fs::symlinkat(target, parent, name.as_os_str())).map_err(clear_err)?;
+        let attrs = || -> io::Result<()> {
+            if let Some((uid, gid)) = owner {
+                rustix::fs::chownat(
+                    parent,
+                    name.as_os_str(),
+                    Some(uid_of(uid)),
+                    Some(gid_of(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )?;
+            }
+            rustix::fs::utimensat(parent, name.as_os_str(), &times(item.mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+            Ok(())
+        };
+        attrs().map_err(write)?;
+        self.stats.symlinks += 1;
+        Ok(())
+    }
+
+    fn hardlink(&mut self, item: &Item, target: &SafePath) -> Result<(), ExtractError> {
+        let (Some((name, parent_comps)), Some((target_name, target_parent))) =
+            (item.path.split_last(), target.split_last())
+        else {
+            return Err(ExtractError::Refused {
+                entry: item.name.clone(),
+                reason: Refusal::Path(PathProblem::Empty),
+            });
+        };
+        let clear_err = self.clear_err(item);
+        let target_display = display_comps(target.components());
+        let missing = ExtractError::Refused {
+            entry: item.name.clone(),
+            reason: Refusal::LinkTargetMissing(target_display.clone()),
+        };
+        let target_dir = walk(&self.cache.root, target_parent, false).map_err(|w| match w {
+            Walk::Missing(_) | Walk::NotDir(_) => ExtractError::Refused {
+                entry: item.name.clone(),
+                reason: Refusal::LinkTargetMissing(target_display.clone()),
+            },
+            other => other.into_error(&item.name, &self.dest),
+        })?;
+        let parent = match self.cache.open(parent_comps, true) {
+            Ok(p) => p,
+            Err(w) => return Err(w.into_error(&item.name, &self.dest)),
+        };
+        let result = create_fresh(parent, name, || {
+            rustix::fs::linkat(
+                &target_dir,
+                target_name.as_os_str(),
+                parent,
+                name.as_os_str(),
+                AtFlags::empty(),
+            )
+        });
+        match result {
+            Ok(()) => {}
+            Err(Clear::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Err(missing),
+            Err(c) => return Err(clear_err(c)),
+        }
+        self.stats.hardlinks += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! Catalog queries for `restore`, `verify` and `reconcile`: look-ups by key
+//! and by server, verification results, and the corrections reconcile
+//! makes (import, missing, size, found again). Usage is the sum of
+//! `complete` rows, so these corrections are what fixes usage.
+
+use super::{ARCHIVE_COLUMNS as COLUMNS, ArchiveRow, Catalog, CatalogResult, now_rfc3339, row_to_archive};
+use rusqlite::{OptionalExtension, params};
+
+/// An object found in a bucket that the catalog did not know as complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedArchive {
+    pub site: String,
+    pub server_id: u32,
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub size_bytes: u64,
+    pub sha256: Option<String>,
+    pub created_at: String,
+}
+
+/// A row still `uploading`, with its multipart upload id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadingRow {
+    pub id: i64,
+    pub site: String,
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: Option<String>,
+}
+
+impl Catalog {
+    /// The row for an object key: the `complete` one if any, else the newest.
+    pub fn archive_by_key(&self, key: &str) -> CatalogResult<Option<ArchiveRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM s3_archives WHERE key = ?1
+                     ORDER BY status = 'complete' DESC, id DESC LIMIT 1"
+                ),
+                params![key],
+                row_to_archive,
+            )
+            .optional()
+        })
+    }
+
+    /// Every row (any status) recorded on one server.
+    pub fn archives_on(&self, endpoint: &str, bucket: &str) -> CatalogResult<Vec<ArchiveRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM s3_archives WHERE endpoint = ?1 AND bucket = ?2 ORDER BY key, id"
+            ))?;
+            let rows = stmt.query_map(params![endpoint, bucket], row_to_archive)?;
+            rows.collect()
+        })
+    }
+
+    pub fn uploading_rows(&self) -> CatalogResult<Vec<UploadingRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, site, endpoint, bucket, key, upload_id FROM s3_archives WHERE status = 'uploading' ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(UploadingRow {
+                    id: r.get(0)?,
+                    site: r.get(1)?,
+                    endpoint: r.get(2)?,
+                    bucket: r.get(3)?,
+                    key: r.get(4)?,
+                    upload_id: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Record the time and result of a `verify` of archive `id`.
+    pub fn record_verification(&self, id: i64, at: &str, ok: bool) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET verified_at = ?2, verify_ok = ?3 WHERE id = ?1",
+                params![id, at, ok],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The object is gone from its server: the row stops counting in usage.
+    pub fn mark_missing(&self, id: i64) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET status = 'missing', error = ?2 WHERE id = ?1",
+                params![
+                    id,
+                    format!("object not found on the server by reconcile at {}", now_rfc3339())
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The object exists after all (a `missing`, `failed`, `deleted` or
+    /// interrupted `uploading` row): make the row `complete` with the size
+    /// seen on the server. A known checksum is kept when none is given.
+    pub fn mark_present(&self, id: i64, size: u64, sha256: Option<&str>) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET status = 'complete', size_bytes = ?2, sha256 = COALESCE(?3, sha256),
+                        completed_at = COALESCE(completed_at, ?4), upload_id = NULL, error = NULL
+                 WHERE id = ?1",
+                params![id, size as i64, sha256, now_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Add a `complete` row for an object the catalog did not know.
+    pub fn import_archive(&self, a: &ImportedArchive) -> CatalogResult<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO s3_archives (site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, completed_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'complete')",
+                params![
+                    a.site,
+                    a.server_id,
+                    a.endpoint,
+                    a.bucket,
+                    a.key,
+                    a.size_bytes as i64,
+                    a.sha256,
+                    a.created_at,
+                    now_rfc3339()
+                ],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Correct a row's size to what the server reports.
+    pub fn update_size(&self, id: i64, size: u64) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET size_bytes = ?2 WHERE id = ?1",
+                params![id, size as i64],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::NewArchive;
+    use super::*;
+
+    fn imported(key: &str, size: u64) -> ImportedArchive {
+        ImportedArchive {
+            site: "blog".into(),
+            server_id: 1,
+            endpoint: "h:1".into(),
+            bucket: "b".into(),
+            key: key.into(),
+            size_bytes: size,
+            sha256: Some("ab".repeat(32)),
+            created_at: "2024-12-25T08:30:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn import_missing_and_found_again_move_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let id = cat
+            .import_archive(&imported("h/2024/12/25/blog-backup-20241225-083000.tar.zst", 100))
+            .unwrap();
+        assert_eq!(cat.usage("h:1", "b").unwrap(), 100);
+        let row = cat
+            .archive_by_key("h/2024/12/25/blog-backup-20241225-083000.tar.zst")
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.id, row.status.as_str(), row.size_bytes), (id, "complete", 100));
+        assert_eq!(row.sha256.as_deref(), Some("ab".repeat(32).as_str()));
+
+        cat.update_size(id, 150).unwrap();
+        assert_eq!(cat.usage("h:1", "b").unwrap(), 150);
+        cat.mark_missing(id).unwrap();
+        assert_eq!(cat.usage("h:1", "b").unwrap(), 0);
+        assert_eq!(cat.archive(id).unwrap().unwrap().status, "missing");
+        cat.mark_present(id, 120, None).unwrap();
+        let row = cat.archive(id).unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.size_bytes), ("complete", 120));
+        assert_eq!(row.sha256.as_deref(), Some("ab".repeat(32).as_str()), "checksum kept");
+        assert_eq!(cat.usage("h:1", "b").unwrap(), 120);
+    }
+
+    #[test]
+    fn lookup_by_key_prefers_the_complete_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let run = cat.start_run("blog", "manual").unwrap();
+        let new = |server_id| NewArchive {
+            run_id: run,
+            site: "blog",
+            server_id,
+            endpoint: "h:1",
+            bucket: "b",
+            key: "k",
+            created_at: "2024-01-01T00:00:00Z",
+        };
+        let done = cat.insert_uploading(&new(1)).unwrap();
+        cat.mark_complete(done, 5, "cd").unwrap();
+        let failed = cat.insert_uploading(&new(2)).unwrap();
+        cat.set_upload_id(failed, "up-1").unwrap();
+        assert_eq!(cat.archive_by_key("k").unwrap().unwrap().id, done);
+        assert_eq!(cat.archives_on("h:1", "b").unwrap().len(), 2);
+        let uploading = cat.uploading_rows().unwrap();
+        assert_eq!(uploading.len(), 1);
+        assert_eq!(uploading[0].upload_id.as_deref(), Some("up-1"));
+        cat.mark_failed(failed, "boom").unwrap();
+        assert!(cat.uploading_rows().unwrap().is_empty());
+        assert!(cat.archive_by_key("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn verification_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let id = cat.import_archive(&imported("k", 1)).unwrap();
+        assert_eq!(cat.archive(id).unwrap().unwrap().verify_ok, None);
+        cat.record_verification(id, "2025-01-01T00:00:00Z", false).unwrap();
+        let row = cat.archive(id).unwrap().unwrap();
+        assert_eq!(row.verified_at.as_deref(), Some("2025-01-01T00:00:00Z"));
+        assert_eq!(row.verify_ok, Some(false));
+    }
+}

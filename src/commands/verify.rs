@@ -1,0 +1,114 @@
+//! `verify [ARCHIVE...|--all]`: download each archive, check its SHA-256
+//! against every recorded checksum and read it through zstd and tar;
+//! record the time and result in the catalog. Exit 1 on any failure.
+
+use super::restore::{download_bar, interrupt_token};
+use crate::catalog::{Catalog, ListFilter};
+use crate::cli::VerifyArgs;
+use crate::config::{Config, ConfigError, Problem};
+use crate::restore::{self, DownloadProgress, VerifyReport};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<u8> {
+    let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    let targets: Vec<String> = if args.all {
+        let cat = catalog.clone();
+        tokio::task::spawn_blocking(move || cat.list(&ListFilter::default()))
+            .await??
+            .into_iter()
+            .filter(|r| r.status == "complete")
+            .map(|r| r.id.to_string())
+            .collect()
+    } else if args.archives.is_empty() {
+        return Err(ConfigError::Invalid(vec![Problem {
+            key: "archives".into(),
+            env: None,
+            message: "name the archives to verify (catalog ids or object keys), or pass --all".into(),
+        }])
+        .into());
+    } else {
+        args.archives.clone()
+    };
+
+    let cancel = interrupt_token();
+    let show_bar = !json && std::io::stderr().is_terminal();
+    let mut reports = Vec::new();
+    for archive in &targets {
+        let report = match restore::locate(config, &catalog, archive).await {
+            Err(e) => VerifyReport::failed(archive, e.to_string()),
+            Ok(located) => {
+                let progress = Arc::new(DownloadProgress::default());
+                let bar = show_bar.then(|| download_bar(&located.key, progress.clone()));
+                let report = restore::verify(archive, &located, &progress, &cancel).await;
+                if let Some((bar, ticker)) = bar {
+                    ticker.abort();
+                    bar.finish_and_clear();
+                }
+                report
+            }
+        };
+        if cancel.is_cancelled() {
+            reports.push(report);
+            break;
+        }
+        if let Some(id) = report.id {
+            let (cat, ok) = (catalog.clone(), report.ok);
+            let at = crate::catalog::now_rfc3339();
+            tokio::task::spawn_blocking(move || cat.record_verification(id, &at, ok)).await??;
+        }
+        if report.ok {
+            tracing::info!(archive = %archive, "Archive verified.");
+        } else {
+            tracing::error!(archive = %archive, "Verification failed: {}", report.error.as_deref().unwrap_or("?"));
+        }
+        if !json {
+            print_report(&report);
+        }
+        reports.push(report);
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "ok": failed == 0, "results": reports }))?
+        );
+    } else if targets.is_empty() {
+        println!("No complete archives in the catalog.");
+    } else {
+        println!(
+            "{} of {} archives verified{}",
+            reports.len() - failed,
+            targets.len(),
+            if failed > 0 {
+                format!(", {failed} FAILED")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if failed > 0 || cancel.is_cancelled() {
+        crate::EXIT_FAILED
+    } else {
+        0
+    })
+}
+
+fn print_report(r: &VerifyReport) {
+    let id = r.id.map(|id| format!("#{id} ")).unwrap_or_default();
+    let name = r.key.as_deref().unwrap_or(&r.archive);
+    if r.ok {
+        let against: Vec<&str> = r.checked_against.iter().map(|c| c.describe()).collect();
+        let files = r.stats.as_ref().map_or(0, |s| s.files);
+        println!(
+            "OK      {id}{name}: {}, sha256 matches the {}, {files} files readable",
+            super::mb(r.size_bytes.unwrap_or(0)),
+            against.join(" and ")
+        );
+    } else {
+        println!("FAILED  {id}{name}: {}", r.error.as_deref().unwrap_or("unknown error"));
+    }
+    for w in &r.warnings {
+        println!("  warning: {w}");
+    }
+}

@@ -1,0 +1,668 @@
+//! `reconcile`: make the catalog agree with what each server really holds
+//! under this host's prefix, and clean up what backups left behind.
+//!
+//! Three steps, so that `--dry-run` shows exactly what would happen:
+//! [`gather`] only reads (the listing, open multipart uploads, and the
+//! checksum file and metadata of objects the catalog does not know);
+//! [`plan_server`] is pure (data in, [`ServerPlan`] out); [`apply`] changes
+//! the catalog and the bucket.
+//!
+//! The plan, per server:
+//! - archives (`….tar.zst`) not complete in the catalog are **imported** as
+//!   `complete` rows, with the listed size, the SHA-256 from the `.sha256`
+//!   sidecar (left empty when there is none) and the site and creation time
+//!   from the object metadata, else from the key; a `missing`, `failed`,
+//!   `deleted` or interrupted `uploading` row for the key is reused;
+//! - `complete` rows whose object is gone are marked **missing**;
+//! - `complete` rows whose size differs from the listing get the listed size;
+//! - open multipart uploads under the prefix are **aborted**, except those of
+//!   a backup running now (its site lock is held);
+//! - `uploading` rows of sites with no backup running are marked `failed`;
+//! - sidecars whose archive is gone are **deleted**; other objects are
+//!   reported and left alone.
+//!
+//! Usage is the sum of `complete` rows, so applying the plan recomputes it.
+//! A server that cannot be listed gets no plan: its rows are never marked
+//! missing because of a network error.
+
+use crate::catalog::{ArchiveRow, Catalog, CatalogError, ImportedArchive, UploadingRow};
+use crate::config::{ServerConfig, is_safe_name};
+use crate::pipeline::with_retries;
+use crate::storage::{self, ObjectInfo, ObjectStore, PendingUpload, StorageResult};
+use chrono::{DateTime, NaiveDateTime};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Transient storage errors are retried this many times.
+const RETRIES: u32 = 2;
+
+/// What one server holds under the host prefix (read by [`gather`]).
+#[derive(Debug, Clone, Default)]
+pub struct ServerInventory {
+    pub objects: Vec<ObjectInfo>,
+    pub uploads: Vec<PendingUpload>,
+    /// For archives the catalog does not know as complete: their sidecar
+    /// checksum and metadata.
+    pub details: BTreeMap<String, ObjectDetails>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectDetails {
+    pub sha256: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Import {
+    pub key: String,
+    pub site: String,
+    pub created_at: String,
+    pub size_bytes: u64,
+    pub sha256: Option<String>,
+    /// A row for the key that is reused (made complete) instead of adding one.
+    pub existing_id: Option<i64>,
+    pub previous_status: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Missing {
+    pub id: i64,
+    pub key: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SizeFix {
+    pub id: i64,
+    pub key: String,
+    pub catalog_bytes: u64,
+    pub server_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Upload {
+    pub key: String,
+    pub upload_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StaleRow {
+    pub id: i64,
+    pub site: String,
+    pub key: String,
+}
+
+/// What reconcile would change on one server.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ServerPlan {
+    pub imports: Vec<Import>,
+    pub missing: Vec<Missing>,
+    pub size_mismatches: Vec<SizeFix>,
+    pub aborts: Vec<Upload>,
+    /// Uploads of backups running now: left alone.
+    pub in_progress: Vec<Upload>,
+    /// `uploading` rows of sites with no backup running: marked failed.
+    pub stale_rows: Vec<StaleRow>,
+    pub orphan_sidecars: Vec<String>,
+    /// Objects under the prefix that are not archives: reported only.
+    pub unrecognised: Vec<String>,
+    pub usage_before_bytes: u64,
+    pub usage_after_bytes: u64,
+}
+
+impl ServerPlan {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.imports.is_empty()
+            && self.missing.is_empty()
+            && self.size_mismatches.is_empty()
+            && self.aborts.is_empty()
+            && self.stale_rows.is_empty()
+            && self.orphan_sidecars.is_empty()
+    }
+}
+
+/// Everything [`plan_server`] looks at for one server.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// `{host_id}/`.
+    pub prefix: &'a str,
+    pub inventory: &'a ServerInventory,
+    /// Catalog rows on this server, any status.
+    pub rows: &'a [ArchiveRow],
+    /// `uploading` rows on this server with their upload ids.
+    pub uploading: &'a [UploadingRow],
+    /// Sites whose backup is running now (lock held).
+    pub busy_sites: &'a BTreeSet<String>,
+}
+
+const ARCHIVE_SUFFIX: &str = ".tar.zst";
+
+/// Site and creation time (RFC 3339) from a standalone archive key,
+/// `{prefix}YYYY/MM/DD/{site}-backup-YYYYMMDD-HHMMSS[-N].tar.zst`.
+pub fn parse_archive_key(prefix: &str, key: &str) -> Option<(String, String)> {
+    let rest = key.strip_prefix(prefix)?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [_, _, _, file] = parts.as_slice() else {
+        return None;
+    };
+    let stem = file.strip_suffix(ARCHIVE_SUFFIX)?;
+    let at = stem.rfind("-backup-")?;
+    let site = &stem[..at];
+    let stamp = &stem[at + "-backup-".len()..];
+    let (time, suffix) = (stamp.get(..15)?, stamp.get(15..)?);
+    let suffix_ok = suffix.is_empty()
+        || suffix
+            .strip_prefix('-')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if !suffix_ok || !is_safe_name(site) {
+        return None;
+    }
+    let at = NaiveDateTime::parse_from_str(time, "%Y%m%d-%H%M%S").ok()?;
+    Some((site.to_string(), crate::catalog::fmt_time(at.and_utc())))
+}
+
+/// Site and creation time of an object to import: metadata first, then key.
+fn identity(prefix: &str, key: &str, details: Option<&ObjectDetails>) -> Option<(String, String)> {
+    let from_key = parse_archive_key(prefix, key);
+    let meta = details.map(|d| &d.metadata);
+    let site = meta
+        .and_then(|m| m.get("site"))
+        .filter(|s| is_safe_name(s))
+        .cloned()
+        .or_else(|| from_key.as_ref().map(|(s, _)| s.clone()))?;
+    let created_at = meta
+        .and_then(|m| m.get("created-at"))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| crate::catalog::fmt_time(t.to_utc()))
+        .or_else(|| from_key.map(|(_, t)| t))?;
+    Some((site, created_at))
+}
+
+/// The plan for one server. Pure.
+pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
+    let PlanInput {
+        prefix,
+        inventory,
+        rows,
+        uploading,
+        busy_sites,
+    } = input;
+    let mut plan = ServerPlan::default();
+    let listed: BTreeMap<&str, u64> = inventory
+        .objects
+        .iter()
+        .filter(|o| o.key.starts_with(prefix))
+        .map(|o| (o.key.as_str(), o.size))
+        .collect();
+    let mut rows_by_key: BTreeMap<&str, Vec<&ArchiveRow>> = BTreeMap::new();
+    for row in rows {
+        rows_by_key.entry(row.key.as_str()).or_default().push(row);
+    }
+    let busy = |site: &str| busy_sites.contains(site);
+    let live_uploads: BTreeSet<&str> = uploading
+        .iter()
+        .filter(|u| busy(&u.site))
+        .filter_map(|u| u.upload_id.as_deref())
+        .collect();
+
+    plan.usage_before_bytes = rows
+        .iter()
+        .filter(|r| r.status == "complete")
+        .map(|r| r.size_bytes)
+        .sum();
+
+    for (&key, &size) in &listed {
+        if let Some(owner) = storage::sidecar_owner(key) {
+            if !listed.contains_key(owner) {
+                plan.orphan_sidecars.push(key.to_string());
+            }
+            continue;
+        }
+        if !key.ends_with(ARCHIVE_SUFFIX) {
+            plan.unrecognised.push(key.to_string());
+            continue;
+        }
+        let known = rows_by_key.get(key).map(Vec::as_slice).unwrap_or_default();
+        if let Some(row) = known.iter().find(|r| r.status == "complete") {
+            if row.size_bytes != size {
+                plan.size_mismatches.push(SizeFix {
+                    id: row.id,
+                    key: key.to_string(),
+                    catalog_bytes: row.size_bytes,
+                    server_bytes: size,
+                });
+            }
+            continue;
+        }
+        if known.iter().any(|r| r.status == "uploading" && busy(&r.site)) {
+            continue; // a running backup is about to mark it complete
+        }
+        let details = inventory.details.get(key);
+        let Some((site, created_at)) = identity(prefix, key, details) else {
+            plan.unrecognised.push(key.to_string());
+            continue;
+        };
+        let reused = known.iter().max_by_key(|r| r.id);
+        plan.imports.push(Import {
+            key: key.to_string(),
+            site,
+            created_at,
+            size_bytes: size,
+            sha256: details.and_then(|d| d.sha256.clone()),
+            existing_id: reused.map(|r| r.id),
+            previous_status: reused.map(|r| r.status.clone()),
+        });
+    }
+
+    for row in rows {
+        if row.status == "complete" && !listed.contains_key(row.key.as_str()) {
+            plan.missing.push(Missing {
+                id: row.id,
+                key: row.key.clone(),
+                size_bytes: row.size_bytes,
+            });
+        }
+    }
+    let imported: BTreeSet<i64> = plan.imports.iter().filter_map(|i| i.existing_id).collect();
+    for u in uploading {
+        if !busy(&u.site) && !imported.contains(&u.id) {
+            plan.stale_rows.push(StaleRow {
+                id: u.id,
+                site: u.site.clone(),
+                key: u.key.clone(),
+            });
+        }
+    }
+    for u in inventory.uploads.iter().filter(|u| u.key.starts_with(prefix)) {
+        let upload = Upload {
+            key: u.key.clone(),
+            upload_id: u.upload_id.clone(),
+        };
+        if live_uploads.contains(u.upload_id.as_str()) {
+            plan.in_progress.push(upload);
+        } else {
+            plan.aborts.push(upload);
+        }
+    }
+
+    let gained: u64 = plan.imports.iter().map(|i| i.size_bytes).sum();
+    let lost: u64 = plan.missing.iter().map(|m| m.size_bytes).sum();
+    let resized: i128 = plan
+        .size_mismatches
+        .iter()
+        .map(|s| i128::from(s.server_bytes) - i128::from(s.catalog_bytes))
+        .sum();
+    let after = i128::from(plan.usage_before_bytes) + i128::from(gained) - i128::from(lost) + resized;
+    plan.usage_after_bytes = u64::try_from(after.max(0)).unwrap_or(u64::MAX);
+    plan
+}
+
+/// Read what [`plan_server`] needs from one server: the listing under
+/// `prefix`, open uploads, and for archives without a `complete` row their
+/// sidecar checksum and metadata. Changes nothing.
+pub async fn gather(store: &dyn ObjectStore, prefix: &str, rows: &[ArchiveRow]) -> StorageResult<ServerInventory> {
+    let objects = with_retries(RETRIES, || store.list(prefix)).await?;
+    let uploads = with_retries(RETRIES, || store.list_multipart(prefix)).await?;
+    let complete: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.status == "complete")
+        .map(|r| r.key.as_str())
+        .collect();
+    let keys: BTreeSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let mut details = BTreeMap::new();
+    for key in keys
+        .iter()
+        .filter(|k| k.ends_with(ARCHIVE_SUFFIX) && !complete.contains(**k))
+    {
+        let metadata = with_retries(RETRIES, || store.head(key))
+            .await?
+            .map(|info| info.metadata)
+            .unwrap_or_default();
+        let sha256 = if keys.contains(storage::sidecar_key(key).as_str()) {
+            with_retries(RETRIES, || storage::read_sidecar(store, key)).await?
+        } else {
+            None
+        };
+        details.insert(key.to_string(), ObjectDetails { sha256, metadata });
+    }
+    Ok(ServerInventory {
+        objects,
+        uploads,
+        details,
+    })
+}
+
+/// What [`apply`] managed to do.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub changes: usize,
+    pub errors: Vec<String>,
+    /// Usage of the server from the catalog after the changes.
+    pub usage_bytes: u64,
+}
+
+/// Carry out one server's plan: catalog corrections first, then aborts and
+/// sidecar deletions on the server. Every step is attempted; failures are
+/// collected.
+pub async fn apply(
+    plan: &ServerPlan,
+    server: &ServerConfig,
+    store: &dyn ObjectStore,
+    catalog: &Arc<Catalog>,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let cat = catalog.clone();
+    let p = plan.clone();
+    let (endpoint, bucket, server_id) = (server.endpoint_label(), server.bucket_label(), server.id);
+    let catalog_result = tokio::task::spawn_blocking(move || {
+        let mut changes = 0;
+        let mut errors = Vec::new();
+        let mut note = |what: String, r: Result<(), CatalogError>| match r {
+            Ok(()) => changes += 1,
+            Err(e) => errors.push(format!("{what}: {e}")),
+        };
+        for i in &p.imports {
+            let r = match i.existing_id {
+                Some(id) => cat.mark_present(id, i.size_bytes, i.sha256.as_deref()),
+                None => cat
+                    .import_archive(&ImportedArchive {
+                        site: i.site.clone(),
+                        server_id,
+                        endpoint: endpoint.clone(),
+                        bucket: bucket.clone(),
+                        key: i.key.clone(),
+                        size_bytes: i.size_bytes,
+                        sha256: i.sha256.clone(),
+                        created_at: i.created_at.clone(),
+                    })
+                    .map(|_| ()),
+            };
+            note(format!("import {}", i.key), r);
+        }
+        for m in &p.missing {
+            note(format!("mark {} missing", m.key), cat.mark_missing(m.id));
+        }
+        for s in &p.size_mismatches {
+            note(
+                format!("fix the size of {}", s.key),
+                cat.update_size(s.id, s.server_bytes),
+            );
+        }
+        for s in &p.stale_rows {
+            let r = cat.mark_failed(
+                s.id,
+                "interrupted: no backup of the site was running (found by reconcile)",
+            );
+            note(format!("mark the interrupted upload of {} failed", s.key), r);
+        }
+        let usage = cat.usage(&endpoint, &bucket);
+        (changes, errors, usage)
+    })
+    .await;
+    match catalog_result {
+        Ok((changes, errors, usage)) => {
+            report.changes += changes;
+            report.errors.extend(errors);
+            match usage {
+                Ok(u) => report.usage_bytes = u,
+                Err(e) => report.errors.push(format!("usage: {e}")),
+            }
+        }
+        Err(e) => report.errors.push(format!("catalog update: {e}")),
+    }
+    for u in &plan.aborts {
+        match with_retries(RETRIES, || store.abort_multipart(&u.key, &u.upload_id)).await {
+            Ok(()) => report.changes += 1,
+            Err(e) => report.errors.push(format!("abort the upload of {}: {e}", u.key)),
+        }
+    }
+    for key in &plan.orphan_sidecars {
+        match with_retries(RETRIES, || store.delete(key)).await {
+            Ok(()) => report.changes += 1,
+            Err(e) => report.errors.push(format!("delete {key}: {e}")),
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "web1/";
+    const K1: &str = "web1/2024/12/25/blog-backup-20241225-083000.tar.zst";
+    const K2: &str = "web1/2024/12/26/blog-backup-20241226-083000.tar.zst";
+    const K3: &str = "web1/2024/12/27/shop-backup-20241227-010203-2.tar.zst";
+
+    fn obj(key: &str, size: u64) -> ObjectInfo {
+        ObjectInfo {
+            key: key.into(),
+            size,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn row(id: i64, key: &str, size: u64, status: &str) -> ArchiveRow {
+        ArchiveRow {
+            id,
+            site: "blog".into(),
+            server_id: 1,
+            endpoint: "h:1".into(),
+            bucket: "b".into(),
+            key: key.into(),
+            size_bytes: size,
+            sha256: None,
+            created_at: "2024-12-25T08:30:00Z".into(),
+            status: status.into(),
+            error: None,
+            verified_at: None,
+            verify_ok: None,
+        }
+    }
+
+    fn uploading(id: i64, site: &str, key: &str, upload_id: &str) -> UploadingRow {
+        UploadingRow {
+            id,
+            site: site.into(),
+            endpoint: "h:1".into(),
+            bucket: "b".into(),
+            key: key.into(),
+            upload_id: Some(upload_id.into()),
+        }
+    }
+
+    fn plan(inv: &ServerInventory, rows: &[ArchiveRow], up: &[UploadingRow], busy: &[&str]) -> ServerPlan {
+        let busy_sites: BTreeSet<String> = busy.iter().map(|s| s.to_string()).collect();
+        plan_server(PlanInput {
+            prefix: P,
+            inventory: inv,
+            rows,
+            uploading: up,
+            busy_sites: &busy_sites,
+        })
+    }
+
+    #[test]
+    fn keys_parse_into_site_and_time() {
+        assert_eq!(
+            parse_archive_key(P, K1),
+            Some(("blog".into(), "2024-12-25T08:30:00Z".into()))
+        );
+        assert_eq!(
+            parse_archive_key(P, K3),
+            Some(("shop".into(), "2024-12-27T01:02:03Z".into()))
+        );
+        let odd = "web1/2024/12/25/my-backup-site-backup-20241225-083000.tar.zst";
+        assert_eq!(parse_archive_key(P, odd).map(|p| p.0), Some("my-backup-site".into()));
+        for bad in [
+            "web2/2024/12/25/blog-backup-20241225-083000.tar.zst",
+            "web1/blog-backup-20241225-083000.tar.zst",
+            "web1/2024/12/25/blog-backup-2024122-083000.tar.zst",
+            "web1/2024/12/25/blog-backup-20241225-083000-x.tar.zst",
+            "web1/2024/12/25/-backup-20241225-083000.tar.zst",
+            "web1/2024/12/25/blog-backup-20241225-083000.tar.gz",
+        ] {
+            assert_eq!(parse_archive_key(P, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_archives_are_imported_with_sidecar_checksum_and_usage_follows() {
+        let mut inv = ServerInventory {
+            objects: vec![
+                obj(K1, 100),
+                obj(&format!("{K1}.sha256"), 90),
+                obj(K2, 200),
+                obj(K3, 50),
+            ],
+            ..Default::default()
+        };
+        inv.details.insert(
+            K1.into(),
+            ObjectDetails {
+                sha256: Some("ab".repeat(32)),
+                metadata: [("site".to_string(), "blog".to_string())].into(),
+            },
+        );
+        inv.details.insert(
+            K3.into(),
+            ObjectDetails {
+                sha256: None,
+                metadata: [("created-at".to_string(), "2024-12-27T01:02:03+00:00".to_string())].into(),
+            },
+        );
+        let rows = [row(7, K2, 200, "complete")];
+        let p = plan(&inv, &rows, &[], &[]);
+        assert_eq!(p.imports.len(), 2, "{p:#?}");
+        assert_eq!(p.imports[0].key, K1);
+        assert_eq!(p.imports[0].sha256, Some("ab".repeat(32)));
+        assert_eq!(p.imports[0].site, "blog");
+        assert_eq!(p.imports[0].created_at, "2024-12-25T08:30:00Z");
+        assert_eq!(p.imports[0].existing_id, None);
+        assert_eq!(p.imports[1].key, K3);
+        assert_eq!(p.imports[1].site, "shop");
+        assert_eq!(p.imports[1].sha256, None);
+        assert!(p.missing.is_empty() && p.size_mismatches.is_empty() && p.orphan_sidecars.is_empty());
+        assert_eq!((p.usage_before_bytes, p.usage_after_bytes), (200, 350));
+    }
+
+    #[test]
+    fn gone_objects_are_missing_and_sizes_follow_the_server() {
+        let inv = ServerInventory {
+            objects: vec![obj(K1, 120), obj(&format!("{K2}.sha256"), 90)],
+            ..Default::default()
+        };
+        let rows = [
+            row(1, K1, 100, "complete"),
+            row(2, K2, 200, "complete"),
+            row(3, K3, 50, "missing"),
+            row(4, K3, 50, "deleted"),
+        ];
+        let p = plan(&inv, &rows, &[], &[]);
+        assert_eq!(
+            p.size_mismatches,
+            vec![SizeFix {
+                id: 1,
+                key: K1.into(),
+                catalog_bytes: 100,
+                server_bytes: 120
+            }]
+        );
+        assert_eq!(
+            p.missing,
+            vec![Missing {
+                id: 2,
+                key: K2.into(),
+                size_bytes: 200
+            }]
+        );
+        assert_eq!(p.orphan_sidecars, vec![format!("{K2}.sha256")]);
+        assert!(p.imports.is_empty());
+        assert_eq!((p.usage_before_bytes, p.usage_after_bytes), (300, 120));
+    }
+
+    #[test]
+    fn an_object_that_came_back_reuses_its_row() {
+        let inv = ServerInventory {
+            objects: vec![obj(K1, 100)],
+            ..Default::default()
+        };
+        let rows = [row(3, K1, 100, "failed"), row(5, K1, 100, "missing")];
+        let p = plan(&inv, &rows, &[], &[]);
+        assert_eq!(p.imports.len(), 1);
+        assert_eq!(p.imports[0].existing_id, Some(5));
+        assert_eq!(p.imports[0].previous_status.as_deref(), Some("missing"));
+        assert_eq!(p.usage_after_bytes, 100);
+    }
+
+    #[test]
+    fn uploads_of_running_backups_are_left_alone_and_others_aborted() {
+        let inv = ServerInventory {
+            objects: vec![obj(K1, 100)],
+            uploads: vec![
+                PendingUpload {
+                    key: K2.into(),
+                    upload_id: "live".into(),
+                },
+                PendingUpload {
+                    key: K3.into(),
+                    upload_id: "stale".into(),
+                },
+                PendingUpload {
+                    key: "web10/2024/x.tar.zst".into(),
+                    upload_id: "other-host".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let rows = [row(1, K1, 0, "uploading"), row(2, K2, 0, "uploading")];
+        let up = [uploading(1, "blog", K1, "done"), uploading(2, "blog", K2, "live")];
+        // blog is running: nothing of it is touched, the shop upload goes.
+        let p = plan(&inv, &rows, &up, &["blog"]);
+        assert!(p.imports.is_empty(), "{p:#?}");
+        assert!(p.stale_rows.is_empty());
+        assert_eq!(
+            p.in_progress,
+            vec![Upload {
+                key: K2.into(),
+                upload_id: "live".into()
+            }]
+        );
+        assert_eq!(
+            p.aborts,
+            vec![Upload {
+                key: K3.into(),
+                upload_id: "stale".into()
+            }]
+        );
+
+        // Nothing runs: the finished object is imported over its row, the
+        // other row is stale and both uploads are aborted.
+        let p = plan(&inv, &rows, &up, &[]);
+        assert_eq!(p.imports.len(), 1);
+        assert_eq!(p.imports[0].existing_id, Some(1));
+        assert_eq!(
+            p.stale_rows,
+            vec![StaleRow {
+                id: 2,
+                site: "blog".into(),
+                key: K2.into()
+            }]
+        );
+        assert_eq!(p.aborts.len(), 2);
+        assert!(p.in_progress.is_empty());
+    }
+
+    #[test]
+    fn other_objects_are_reported_not_touched() {
+        let inv = ServerInventory {
+            objects: vec![obj("web1/notes.txt", 3), obj("web1/2024/12/25/junk.tar.zst", 3)],
+            ..Default::default()
+        };
+        let p = plan(&inv, &[], &[], &[]);
+        assert_eq!(p.unrecognised, vec!["web1/2024/12/25/junk.tar.zst", "web1/notes.txt"]);
+        assert!(p.is_empty());
+    }
+}

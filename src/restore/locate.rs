@@ -1,0 +1,176 @@
+//! Finding an archive: by catalog id, by a key the catalog knows, or — on a
+//! fresh host whose catalog is empty — by asking each configured server in
+//! order whether it has the key. Then the reference checksums to hold the
+//! download against.
+
+use super::RestoreError;
+use crate::catalog::{ArchiveRow, Catalog};
+use crate::config::{Config, ServerConfig};
+use crate::pipeline::with_retries;
+use crate::storage::{self, ObjectStore};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Transient errors on a look-up are retried this many times.
+const RETRIES: u32 = 2;
+
+/// An archive that was found, and the server it is on.
+pub struct Located {
+    pub server: ServerConfig,
+    pub store: Arc<dyn ObjectStore>,
+    pub key: String,
+    /// The catalog row, when the catalog knows the archive.
+    pub row: Option<ArchiveRow>,
+    /// Object size known before the download (catalog or HEAD).
+    pub size: Option<u64>,
+    /// Object metadata, when a HEAD request was made.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A checksum the download must match, and where it comes from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Reference {
+    /// `catalog`, `sidecar` (the `.sha256` object) or `metadata`.
+    pub source: &'static str,
+    pub sha256: String,
+}
+
+impl Reference {
+    /// The source in operator words.
+    pub fn describe(&self) -> &'static str {
+        match self.source {
+            "catalog" => "catalog",
+            "sidecar" => "checksum file",
+            _ => "object metadata",
+        }
+    }
+}
+
+/// The configured server a catalog row lives on (same endpoint and bucket:
+/// server numbers may change, locations do not).
+pub fn server_of<'a>(config: &'a Config, row: &ArchiveRow) -> Option<&'a ServerConfig> {
+    config
+        .servers
+        .iter()
+        .find(|s| s.endpoint_label() == row.endpoint && s.bucket_label() == row.bucket)
+}
+
+/// Resolve `archive` (a catalog id or an object key).
+pub async fn locate(config: &Config, catalog: &Arc<Catalog>, archive: &str) -> Result<Located, RestoreError> {
+    let archive = archive.trim();
+    if archive.is_empty() || archive.ends_with('/') {
+        return Err(RestoreError::BadName(archive.to_string()));
+    }
+    if let Ok(id) = archive.parse::<i64>() {
+        let cat = catalog.clone();
+        let row = super::blocking(move || cat.archive(id))
+            .await?
+            .ok_or(RestoreError::UnknownId(id))?;
+        return from_row(config, row);
+    }
+    let cat = catalog.clone();
+    let key = archive.to_string();
+    if let Some(row) = super::blocking(move || cat.archive_by_key(&key)).await?
+        && server_of(config, &row).is_some()
+        && row.status != "failed"
+    {
+        return from_row(config, row);
+    }
+    search(config, archive).await
+}
+
+fn from_row(config: &Config, row: ArchiveRow) -> Result<Located, RestoreError> {
+    if matches!(row.status.as_str(), "failed" | "uploading") {
+        return Err(RestoreError::NotStored {
+            id: row.id,
+            status: row.status,
+        });
+    }
+    let Some(server) = server_of(config, &row) else {
+        return Err(RestoreError::ServerNotConfigured {
+            id: row.id,
+            location: format!("{}/{}", row.endpoint, row.bucket),
+        });
+    };
+    if row.status != "complete" {
+        tracing::warn!(id = row.id, status = %row.status, "The catalog marks this archive {}; trying anyway.", row.status);
+    }
+    let store = storage::open(server)?;
+    Ok(Located {
+        server: server.clone(),
+        store,
+        key: row.key.clone(),
+        size: (row.size_bytes > 0).then_some(row.size_bytes),
+        row: Some(row),
+        metadata: BTreeMap::new(),
+    })
+}
+
+/// Ask each configured server, in order, for the key.
+async fn search(config: &Config, key: &str) -> Result<Located, RestoreError> {
+    if config.servers.is_empty() {
+        return Err(RestoreError::NoServers);
+    }
+    let mut tried = Vec::new();
+    for server in &config.servers {
+        let store = match storage::open(server) {
+            Ok(s) => s,
+            Err(e) => {
+                tried.push(e.to_string());
+                continue;
+            }
+        };
+        match with_retries(RETRIES, || store.head(key)).await {
+            Ok(Some(info)) => {
+                tracing::info!(server = server.id, key, "Found the archive.");
+                return Ok(Located {
+                    server: server.clone(),
+                    store,
+                    key: key.to_string(),
+                    row: None,
+                    size: Some(info.size),
+                    metadata: info.metadata,
+                });
+            }
+            Ok(None) => tried.push(format!("server {}: no such object", server.id)),
+            Err(e) => tried.push(e.to_string()),
+        }
+    }
+    Err(RestoreError::NotFound {
+        key: key.to_string(),
+        tried: tried.join("; "),
+    })
+}
+
+/// Every checksum recorded for the archive: the catalog's, the sidecar's
+/// and a `sha256` metadata field. A download must match all of them. The
+/// second value lists problems met while fetching them.
+pub async fn references(located: &Located) -> (Vec<Reference>, Vec<String>) {
+    let mut refs = Vec::new();
+    let mut warnings = Vec::new();
+    if let Some(sha) = located.row.as_ref().and_then(|r| r.sha256.clone()) {
+        refs.push(Reference {
+            source: "catalog",
+            sha256: sha.to_ascii_lowercase(),
+        });
+    }
+    if let Some(sha) = located.metadata.get("sha256").and_then(|s| storage::parse_sidecar(s)) {
+        refs.push(Reference {
+            source: "metadata",
+            sha256: sha,
+        });
+    }
+    match with_retries(RETRIES, || storage::read_sidecar(located.store.as_ref(), &located.key)).await {
+        Ok(Some(sha)) => refs.push(Reference {
+            source: "sidecar",
+            sha256: sha,
+        }),
+        Ok(None) => {}
+        Err(e) => warnings.push(format!(
+            "could not read the checksum file {}: {e}",
+            storage::sidecar_key(&located.key)
+        )),
+    }
+    (refs, warnings)
+}

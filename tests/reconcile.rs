@@ -1,0 +1,190 @@
+//! `reconcile` end to end against Garage: a host that lost its catalog gets
+//! it back from the bucket, leftovers are cleaned, drift is corrected.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+
+fn site_toml(name: &str, path: &std::path::Path) -> String {
+    format!("[[sites]]\nname = \"{name}\"\npath = \"{}\"\n\n", path.display())
+}
+
+fn run_json(ws: &Workspace, args: &[&str]) -> serde_json::Value {
+    let out = ws.cmd().arg("--json").args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}\n{}", stdout(&out), stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn rows_by_key(ws: &Workspace) -> BTreeMap<String, serde_json::Value> {
+    run_json(ws, &["list", "--all"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
+    let rig = Rig::get();
+    let bucket = rig.buckets[0].clone();
+    let mut ws = Workspace::new("reconcile");
+    let blog = ws.make_site("blog-site", 100_000);
+    let shop = ws.make_site("shop-site", 50_000);
+    ws.write_config(&format!("{}{}", site_toml("blog", &blog), site_toml("shop", &shop)));
+    ws.set_env(rig.server_env(1, &bucket));
+    let out = ws.cmd().args(["backup", "--all"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let original = rows_by_key(&ws);
+    assert_eq!(original.len(), 2);
+    let prefix = format!("{}/", ws.host_id);
+    let sizes: BTreeMap<String, u64> = rig
+        .keys(&bucket, &prefix)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".tar.zst"))
+        .collect();
+    assert_eq!(sizes.len(), 2);
+
+    // Leftovers: a checksum file whose archive is gone, an object that is
+    // not an archive, and an open multipart upload under the prefix.
+    let small = ws.path().join("small.txt");
+    std::fs::write(&small, format!("{}  gone.tar.zst\n", "0".repeat(64))).unwrap();
+    let orphan = format!("{prefix}2024/01/01/gone-backup-20240101-000000.tar.zst.sha256");
+    let notes = format!("{prefix}notes.txt");
+    rig.upload(&bucket, &orphan, &small);
+    rig.upload(&bucket, &notes, &small);
+    let open_key = format!("{prefix}2024/01/02/blog-backup-20240102-000000.tar.zst");
+    rig.s3api(&["create-multipart-upload", "--bucket", &bucket, "--key", &open_key]);
+    assert_eq!(rig.pending_uploads(&bucket, &prefix), vec![open_key.clone()]);
+
+    // The host lost its catalog: same host id, empty state directory.
+    let mut fresh = Workspace::new("reconcile-fresh");
+    fresh.host_id = ws.host_id.clone();
+    fresh.write_config("");
+    fresh.set_env(rig.server_env(1, &bucket));
+
+    let v = run_json(&fresh, &["reconcile", "--dry-run"]);
+    assert_eq!(v["dry_run"], true);
+    let server = &v["servers"][0];
+    assert!(server["applied"].is_null(), "{v}");
+    let plan = &server["plan"];
+    let imports = plan["imports"].as_array().unwrap();
+    assert_eq!(imports.len(), 2, "{v}");
+    for i in imports {
+        let key = i["key"].as_str().unwrap();
+        let row = &original[key];
+        assert_eq!(i["size_bytes"], sizes[key], "{v}");
+        assert_eq!(i["sha256"], row["sha256"], "{v}");
+        assert_eq!(i["site"], row["site"], "{v}");
+    }
+    assert_eq!(plan["aborts"][0]["key"], open_key.as_str(), "{v}");
+    assert_eq!(plan["orphan_sidecars"], serde_json::json!([orphan]), "{v}");
+    assert_eq!(plan["unrecognised"], serde_json::json!([notes]), "{v}");
+    assert_eq!(plan["usage_after_bytes"], sizes.values().sum::<u64>());
+
+    // A dry run changes nothing, anywhere.
+    assert!(rows_by_key(&fresh).is_empty());
+    assert_eq!(rig.pending_uploads(&bucket, &prefix), vec![open_key.clone()]);
+    assert!(rig.keys(&bucket, &prefix).iter().any(|(k, _)| *k == orphan));
+    let out = fresh.cmd().args(["reconcile", "--dry-run"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("  import   "), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Dry run: nothing was changed"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(rows_by_key(&fresh).is_empty());
+
+    // Apply.
+    let v = run_json(&fresh, &["reconcile"]);
+    let applied = &v["servers"][0]["applied"];
+    assert_eq!(applied["errors"], serde_json::json!([]), "{v}");
+    assert_eq!(applied["changes"], 4, "{v}");
+    assert_eq!(applied["usage_bytes"], sizes.values().sum::<u64>(), "{v}");
+    let rebuilt = rows_by_key(&fresh);
+    assert_eq!(rebuilt.keys().collect::<Vec<_>>(), original.keys().collect::<Vec<_>>());
+    for (key, row) in &rebuilt {
+        let before = &original[key];
+        assert_eq!(row["status"], "complete", "{row}");
+        assert_eq!(row["size_bytes"], sizes[key], "{row}");
+        assert_eq!(row["sha256"], before["sha256"], "{row}");
+        assert_eq!(row["site"], before["site"], "{row}");
+        assert_eq!(row["created_at"], before["created_at"], "{row}");
+        assert_eq!(row["server_id"], 1);
+    }
+    assert!(
+        rig.pending_uploads(&bucket, &prefix).is_empty(),
+        "the open upload is aborted"
+    );
+    let keys: Vec<String> = rig.keys(&bucket, &prefix).into_iter().map(|(k, _)| k).collect();
+    assert!(!keys.contains(&orphan), "orphan checksum file deleted");
+    assert!(keys.contains(&notes), "unknown objects are left alone");
+    let out = fresh.cmd().arg("servers").output().unwrap();
+    let usage = format!("Usage: {:.2} MB", sizes.values().sum::<u64>() as f64 / 1e6);
+    assert!(stdout(&out).contains(&usage), "{}", stdout(&out));
+
+    // The imported rows restore like any other.
+    let id = rebuilt.values().next().unwrap()["id"].to_string();
+    let out = fresh.cmd().args(["verify", &id]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+
+    // Now catalog and bucket agree.
+    let v = run_json(&fresh, &["reconcile", "--dry-run"]);
+    let plan = &v["servers"][0]["plan"];
+    for list in ["imports", "missing", "size_mismatches", "aborts", "orphan_sidecars"] {
+        assert_eq!(plan[list], serde_json::json!([]), "{list}: {v}");
+    }
+
+    // Drift: one archive deleted behind our back, the other replaced.
+    let mut keys = original.keys();
+    let (gone, changed) = (keys.next().unwrap().clone(), keys.next().unwrap().clone());
+    rig.s3api(&["delete-object", "--bucket", &bucket, "--key", &gone]);
+    let bigger = ws.path().join("bigger.bin");
+    std::fs::write(&bigger, random(sizes[&changed] as usize + 1234)).unwrap();
+    rig.upload(&bucket, &changed, &bigger);
+    let v = run_json(&fresh, &["reconcile"]);
+    let plan = &v["servers"][0]["plan"];
+    assert_eq!(plan["missing"][0]["key"], gone.as_str(), "{v}");
+    assert_eq!(plan["size_mismatches"][0]["key"], changed.as_str(), "{v}");
+    assert_eq!(
+        plan["size_mismatches"][0]["server_bytes"],
+        sizes[&changed] + 1234,
+        "{v}"
+    );
+    let rows = rows_by_key(&fresh);
+    assert_eq!(rows[&gone]["status"], "missing");
+    assert_eq!(rows[&changed]["size_bytes"], sizes[&changed] + 1234);
+    assert_eq!(v["servers"][0]["applied"]["usage_bytes"], sizes[&changed] + 1234);
+    // The checksum file of the deleted archive is now an orphan.
+    assert_eq!(
+        plan["orphan_sidecars"],
+        serde_json::json!([format!("{gone}.sha256")]),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_server_that_cannot_be_listed_is_reported_and_its_rows_are_left_alone() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("reconcile-denied");
+    let site = ws.make_site("site", 10_000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Same endpoint and bucket as the row, but the listing is refused.
+    ws.set_env([("S3_SERVER_1_SECRET_KEY".to_string(), "0".repeat(64))]);
+    let out = ws.cmd().args(["--json", "reconcile"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = v["servers"][0]["error"].as_str().unwrap();
+    assert!(error.contains("Invalid S3 credentials"), "{v}");
+    assert!(!error.contains(&"0".repeat(64)), "no secret in errors");
+    let rows = run_json(&ws, &["list", "--all"]);
+    assert_eq!(
+        rows[0]["status"], "complete",
+        "rows are not marked missing on a listing error"
+    );
+}
