@@ -647,6 +647,10 @@ state_dir = "$work/state-x$n"
 [[sites]]
 name = "$SITE"
 path = "${trees[$n]}"
+
+# The tree's wp-config.php is a stand-in: the benchmark measures files.
+[sites.database]
+enabled = false
 TOML
 }
 

@@ -186,31 +186,43 @@ fn dead_server_then_crossed_limit_then_a_good_server() {
     let r = &report["results"][0];
     let attempts = r["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["outcome"], "failed", "{report}");
-    assert!(attempts[0]["reason"].as_str().unwrap().contains("Connection error"), "{report}");
+    assert!(
+        attempts[0]["reason"].as_str().unwrap().contains("Connection error"),
+        "{report}"
+    );
     assert_eq!(attempts[1]["outcome"], "failed", "{report}");
-    assert!(attempts[1]["reason"].as_str().unwrap().contains("Not enough space"), "{report}");
+    assert!(
+        attempts[1]["reason"].as_str().unwrap().contains("Not enough space"),
+        "{report}"
+    );
     assert_eq!(attempts[2]["outcome"], "succeeded", "{report}");
     assert_eq!(r["archive"]["server_id"], 3);
 
     let prefix = format!("{}/", ws.host_id);
     assert!(rig.keys(&rig.buckets[1], &prefix).is_empty(), "object left on server 2");
-    assert!(rig.pending_uploads(&rig.buckets[1], &prefix).is_empty(), "upload left open on server 2");
-    // The catalog: server 2's row failed; one complete row, on server 3,
+    assert!(
+        rig.pending_uploads(&rig.buckets[1], &prefix).is_empty(),
+        "upload left open on server 2"
+    );
+    // The catalog: servers 1 and 2 failed; one complete row, on server 3,
     // under the contract's key, whose sha256 is that of the stored object.
     let rows = list_json(&ws, &["--all"]);
     let statuses: Vec<(i64, &str)> = rows
         .iter()
         .map(|r| (r["server_id"].as_i64().unwrap(), r["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(statuses, vec![(2, "failed"), (3, "complete")]);
-    let key = rows[1]["key"].as_str().unwrap();
+    assert_eq!(statuses, vec![(1, "failed"), (2, "failed"), (3, "complete")]);
+    let key = rows[2]["key"].as_str().unwrap();
     let file_name = key.rsplit('/').next().unwrap();
     let date_dirs = &key[prefix.len()..key.len() - file_name.len()];
     assert_eq!(date_dirs.len(), "YYYY/MM/DD/".len(), "{key}");
-    assert!(file_name.starts_with("blog-backup-") && file_name.ends_with(".tar.zst"), "{key}");
+    assert!(
+        file_name.starts_with("blog-backup-") && file_name.ends_with(".tar.zst"),
+        "{key}"
+    );
     let file = ws.path().join("dl.tar.zst");
     rig.download(&rig.buckets[2], key, &file);
-    assert_eq!(sha256_file(&file), rows[1]["sha256"].as_str().unwrap());
+    assert_eq!(sha256_file(&file), rows[2]["sha256"].as_str().unwrap());
     let names = tar_listing(&file);
     assert!(names.contains(&"manifest.json".to_string()), "{names:?}");
     assert!(names.contains(&"files/wp-content/media.bin".to_string()), "{names:?}");
@@ -230,7 +242,13 @@ fn a_full_server_is_skipped_without_an_upload() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &report["results"][0];
     assert_eq!(r["attempts"][0]["outcome"], "skipped", "{report}");
-    assert!(r["attempts"][0]["reason"].as_str().unwrap().starts_with("Not enough space"), "{report}");
+    assert!(
+        r["attempts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not enough space"),
+        "{report}"
+    );
     assert_eq!(r["archive"]["server_id"], 2);
     // Skipped means no row at all for server 1.
     assert!(list_json(&ws, &["--all", "--server", "1"]).is_empty());
