@@ -451,3 +451,39 @@ fn hanging_hook_is_killed_at_its_timeout() {
     let prefix = format!("{}/", ws.host_id);
     assert!(rig.keys(&rig.buckets[0], &prefix).is_empty());
 }
+
+#[test]
+fn restore_with_db_into_a_named_copy_gives_equal_checksums() {
+    let rig = Rig::get();
+    let db = Db::get();
+    let wp = db.create("sbt_rst");
+    fill_wordpress_db(&db, &wp.name);
+    let mut ws = Workspace::new("db-restore");
+    let site = ws.make_site("site", 1000);
+    db.write_wp_config(&site, &wp.name, &db.password);
+    ws.write_config(&site_toml("blog", &site, ""));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let (code, r, log) = backup(&ws, "blog");
+    assert_eq!(code, 0, "{r}\n{log}");
+    let id = list_json(&ws, &[])[0]["id"].as_i64().unwrap().to_string();
+
+    let copy = format!("{}_copy", wp.name);
+    let _copy_guard = TestDb {
+        db: &db,
+        name: copy.clone(),
+    };
+    let target = ws.path().join("restored");
+    let out = ws
+        .cmd()
+        .args(["--json", "restore", &id, "--to"])
+        .arg(&target)
+        .args(["--with-db", "--db-name", &copy])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["database_import"]["database"], copy.as_str(), "{doc}");
+    assert_eq!(doc["database_import"]["created"], true, "{doc}");
+    assert_eq!(db.checksums(&copy, TABLES), db.checksums(&wp.name, TABLES));
+    assert!(!stdout(&out).contains(&db.password) && !stderr(&out).contains(&db.password));
+}

@@ -6,7 +6,9 @@ use crate::archive::extract::ExtractOptions;
 use crate::catalog::Catalog;
 use crate::cli::RestoreArgs;
 use crate::config::Config;
+use crate::database;
 use crate::restore::{self, DownloadProgress, RestoreOptions, RestoreReport};
+use anyhow::Context;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,13 +16,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(config: &Config, args: &RestoreArgs, json: bool) -> anyhow::Result<u8> {
-    if args.with_db {
-        anyhow::bail!(
-            "database import (--with-db) is not available in sitebackup {} yet; restore without it and import \
-             DIR/database/*.sql with the mysql client",
-            env!("CARGO_PKG_VERSION")
-        );
-    }
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let located = restore::locate(config, &catalog, &args.archive).await?;
     let cancel = interrupt_token();
@@ -36,12 +31,74 @@ pub async fn run(config: &Config, args: &RestoreArgs, json: bool) -> anyhow::Res
         bar.finish_and_clear();
     }
     let report = result?;
+    let import = if args.with_db {
+        Some(import_database(config, &report, args.db_name.as_deref()).await?)
+    } else {
+        None
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut doc = serde_json::to_value(&report)?;
+        if let (Some(obj), Some(import)) = (doc.as_object_mut(), &import) {
+            obj.insert("database_import".into(), serde_json::to_value(import)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print_report(&report);
+        if let Some(i) = &import {
+            println!(
+                "  imported {} into database {}{} with {} in {:.1}s",
+                super::mb(i.bytes),
+                i.database,
+                if i.created { " (created)" } else { "" },
+                i.tool,
+                i.duration_secs
+            );
+        }
     }
     Ok(0)
+}
+
+/// `--with-db`: import the restored dump with the mariadb/mysql client.
+/// Credentials follow the dump's rules: the site's `[sites.database]` or
+/// `wp-config.php` when the site is configured here, else the restored
+/// `files/wp-config.php`.
+async fn import_database(
+    config: &Config,
+    report: &RestoreReport,
+    db_name: Option<&str>,
+) -> anyhow::Result<database::ImportReport> {
+    let manifest_db = report.manifest.as_ref().and_then(|m| m.get("database"));
+    let entry = manifest_db.and_then(|d| d.get("entry")).and_then(|e| e.as_str());
+    let dump = match entry {
+        Some(entry) => report.target.join(entry),
+        None => report
+            .database_dumps
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("--with-db: the archive {} holds no database dump", report.key))?,
+    };
+    let site = report
+        .manifest
+        .as_ref()
+        .and_then(|m| m.get("site"))
+        .and_then(|s| s.as_str())
+        .and_then(|name| config.site(name));
+    let settings = match site {
+        Some(site) => database::resolve(&site.path, site.database.as_ref()),
+        None => database::resolve(&report.target.join("files"), None),
+    }
+    .context("--with-db: cannot work out the database settings")?
+    .ok_or_else(|| {
+        anyhow::anyhow!(
+            "--with-db: no database settings: the site has no [sites.database] section and no wp-config.php"
+        )
+    })?;
+    let into = db_name.map(str::to_string);
+    let import = tokio::task::spawn_blocking(move || database::import_dump(&settings, &dump, into.as_deref()))
+        .await
+        .context("--with-db: the import task failed")?
+        .context("--with-db: database import failed")?;
+    Ok(import)
 }
 
 fn print_report(r: &RestoreReport) {
