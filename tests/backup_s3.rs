@@ -11,26 +11,6 @@ fn site_toml(name: &str, path: &std::path::Path) -> String {
     )
 }
 
-fn list_json(ws: &Workspace, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = ws.cmd().args(["--json", "list"]).args(extra).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn dead_server(n: u32) -> Vec<(String, String)> {
-    vec![
-        (format!("S3_SERVER_{n}_ENDPOINT"), "http://127.0.0.1:1".into()),
-        (format!("S3_SERVER_{n}_REGION"), "garage".into()),
-        (format!("S3_SERVER_{n}_ACCESS_KEY"), "GKdeadbeefdeadbeefdeadbeef".into()),
-        (format!("S3_SERVER_{n}_SECRET_KEY"), "dead".into()),
-        (format!("S3_SERVER_{n}_BUCKET"), "nowhere".into()),
-    ]
-}
-
 #[test]
 fn backup_lands_on_garage_and_reads_back_with_stock_tools() {
     let rig = Rig::get();

@@ -91,15 +91,15 @@ fn restore_by_id_gives_an_identical_tree() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
 
-    // --with-db is left to the database import work.
+    // --with-db on an archive without a database dump says so and fails.
     let out =
         b.ws.cmd()
             .args(["restore", &b.id.to_string(), "--with-db", "--to"])
             .arg(b.ws.path().join("db"))
             .output()
             .unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("not available"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("holds no database dump"), "{}", stderr(&out));
 }
 
 #[test]

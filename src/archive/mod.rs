@@ -84,6 +84,20 @@ struct Manifest<'a> {
     database: Option<serde_json::Value>,
 }
 
+impl ArchiveStats {
+    /// Record an entry left out: a file that vanished since the walk saw it
+    /// is a warning; anything else also counts as unreadable.
+    fn skip(&mut self, path: &Path, action: &str, e: &io::Error) {
+        if e.kind() == io::ErrorKind::NotFound {
+            self.warnings
+                .push(format!("{}: vanished while the backup ran; skipped", path.display()));
+        } else {
+            self.unreadable += 1;
+            self.warnings.push(format!("{}: cannot {action}: {e}", path.display()));
+        }
+    }
+}
+
 /// Total size of the regular files that an archive of `root` would hold.
 pub fn source_size(root: &Path, exclude: &GlobSet) -> u64 {
     walk(root, exclude)
@@ -269,15 +283,8 @@ fn append_entry<W: Write>(
 ) -> io::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            stats
-                .warnings
-                .push(format!("{}: vanished while the backup ran; skipped", path.display()));
-            return Ok(());
-        }
         Err(e) => {
-            stats.unreadable += 1;
-            stats.warnings.push(format!("{}: cannot stat: {e}", path.display()));
+            stats.skip(path, "stat", &e);
             return Ok(());
         }
     };
@@ -305,15 +312,8 @@ fn append_entry<W: Write>(
     } else if ft.is_file() {
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                stats
-                    .warnings
-                    .push(format!("{}: vanished while the backup ran; skipped", path.display()));
-                return Ok(());
-            }
             Err(e) => {
-                stats.unreadable += 1;
-                stats.warnings.push(format!("{}: cannot open: {e}", path.display()));
+                stats.skip(path, "open", &e);
                 return Ok(());
             }
         };

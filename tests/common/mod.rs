@@ -525,3 +525,25 @@ pub fn entries_of(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// `list --json ARGS` through the real binary.
+pub fn list_json(ws: &Workspace, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = ws.cmd().args(["--json", "list"]).args(extra).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Env vars for a server N on a loopback port nothing listens on.
+pub fn dead_server(n: u32) -> Vec<(String, String)> {
+    vec![
+        (format!("S3_SERVER_{n}_ENDPOINT"), "http://127.0.0.1:1".into()),
+        (format!("S3_SERVER_{n}_REGION"), "garage".into()),
+        (format!("S3_SERVER_{n}_ACCESS_KEY"), "GKdeadbeefdeadbeefdeadbeef".into()),
+        (format!("S3_SERVER_{n}_SECRET_KEY"), "dead".into()),
+        (format!("S3_SERVER_{n}_BUCKET"), "nowhere".into()),
+    ]
+}
