@@ -6,7 +6,8 @@
 //! zstd encoder, whose output is hashed (SHA-256) and cut into parts. Parts
 //! cross into async code through a bounded channel, and up to K of them are
 //! uploaded at once as an S3 multipart upload ([`storage`]). Memory is thus
-//! bounded by `part_size × (queue depth + uploads in flight)`.
+//! bounded by `part_size × (queue depth + uploads in flight + 1)` plus
+//! zstd's workers.
 //!
 //! Servers are tried in order of their number. A server is skipped when its
 //! catalog usage plus the archive estimate exceeds its limit; the limit is
@@ -29,6 +30,9 @@
 //! safely ([`archive::extract`]) into a staging directory, published only
 //! when the checksum matches. [`reconcile`] compares the catalog with the
 //! bucket listings and corrects it.
+//!
+//! The [`daemon`] schedules backups (cron, one runner), applies
+//! [`retention`], reloads on SIGHUP and drains on SIGTERM under systemd.
 //!
 //! [`config`] turns TOML + environment into a validated [`config::Config`]
 //! and is the only module that knows env var names.
