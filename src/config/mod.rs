@@ -271,6 +271,14 @@ pub struct LoadOptions {
 /// and the environment, and validate.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     load_env_file(opts.env_file.as_deref())?;
+    load_without_env_file(opts)
+}
+
+/// Re-read the TOML file against the environment as it is, without
+/// loading the dotenv file again: for SIGHUP, where the process has other
+/// threads (changing the environment then is not safe) and systemd's
+/// `EnvironmentFile=` is only read at start anyway.
+pub fn load_without_env_file(opts: &LoadOptions) -> Result<Config, ConfigError> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let (raw, source) = read_toml(opts.config_path.as_deref(), &env)?;
     let mut config = build(raw, &env)?;
@@ -326,9 +334,26 @@ fn read_toml(
         .and_then(|c| c.try_deserialize::<RawConfig>())
         .map_err(|e| ConfigError::File {
             path: path.clone(),
-            message: e.to_string(),
+            message: scrub_parse_error(&e.to_string()),
         })?;
     Ok((raw, Some(path)))
+}
+
+/// TOML parse errors quote the offending source line, which may hold a
+/// secret (`secret_key = "…` with a missing quote). Keep the position and
+/// the message, drop every quoted source line.
+fn scrub_parse_error(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            let quoted = t
+                .split_once('|')
+                .is_some_and(|(lead, _)| lead.trim().chars().all(|c| c.is_ascii_digit()));
+            !quoted && !t.is_empty()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The fields of `S3_SERVER_N_*` and their TOML names.

@@ -256,3 +256,18 @@ fn schedules_need_six_fields() {
     assert!(parse_schedule("30 8 * * *").is_err());
     assert!(parse_schedule("0 61 8 * * *").is_err());
 }
+
+#[test]
+fn toml_syntax_errors_do_not_quote_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[[servers]]\nid = 1\nsecret_key = \"wJalrXUtnFEMI-do-not-print\nbucket = \"b\"\n",
+    )
+    .unwrap();
+    let err = read_toml(Some(&path), &BTreeMap::new()).expect_err("a syntax error");
+    let text = err.to_string();
+    assert!(!text.contains("do-not-print"), "{text}");
+    assert!(text.contains("line 3"), "the position is kept: {text}");
+}

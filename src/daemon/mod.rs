@@ -40,6 +40,8 @@ use tracing::{error, info, warn};
 
 /// How often the runner proves it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// After the drain deadline and the abort, how long cleanup may take.
+const ABORT_GRACE: Duration = Duration::from_secs(20);
 /// Retention runs for every site once per this interval.
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
@@ -154,6 +156,9 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     notify::stopping();
     stop.cancel();
     let deadline = tokio::time::Instant::now() + drain;
+    // After the abort, cleaning up (abort the multipart upload, mark the row)
+    // gets this long; then the daemon exits regardless.
+    let hard_deadline = deadline + ABORT_GRACE;
     let mut extend = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -162,9 +167,15 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
                 warn!(drain_secs = drain.as_secs(), "The running backup did not finish in time: aborting its upload.");
                 abort_job.cancel();
             }
+            _ = tokio::time::sleep_until(hard_deadline) => {
+                error!("The running job did not stop after its abort; exiting without it. `sitebackup reconcile` or the next start cleans up.");
+                break;
+            }
             _ = extend.tick() => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                notify::extend_timeout(left + Duration::from_secs(30));
+                let left = hard_deadline.saturating_duration_since(tokio::time::Instant::now());
+                if !left.is_zero() {
+                    notify::extend_timeout(left + Duration::from_secs(5));
+                }
             }
             _ = sigterm.recv() => { error!("Second SIGTERM: exiting at once."); std::process::exit(1); }
             _ = sigint.recv() => { error!("Second SIGINT: exiting at once."); std::process::exit(1); }
@@ -182,7 +193,7 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
 fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>) {
     notify::reloading();
     info!("SIGHUP received: reloading the configuration.");
-    match config::load(opts) {
+    match config::load_without_env_file(opts) {
         Ok(new) => {
             let old = config_tx.borrow().clone();
             if new.state_dir != old.state_dir {
@@ -378,14 +389,7 @@ async fn runner(
                     progress: Arc::new(Progress::default()),
                     cancel: abort_job.clone(),
                 };
-                let run = job.run();
-                tokio::pin!(run);
-                let report = loop {
-                    tokio::select! {
-                        r = &mut run => break r,
-                        _ = tick.tick() => shared.beat(),
-                    }
-                };
+                let report = beating(&shared, &mut tick, job.run()).await;
                 lock(&shared.pending).remove(&site);
                 let summary = match (&report.archive, report.outcome) {
                     (Some(a), outcome) => {
@@ -404,17 +408,35 @@ async fn runner(
                     }
                 };
                 *lock(&shared.last) = Some(summary);
-                if report.outcome != Outcome::Failed && site_cfg.retention.is_some() && !abort_job.is_cancelled() {
-                    prune(&config, &catalog, &site_cfg).await;
+                if report.outcome != Outcome::Failed && site_cfg.retention.is_some() && !stop.is_cancelled() {
+                    beating(&shared, &mut tick, prune(&config, &catalog, &site_cfg)).await;
                 }
             }
             Job::PruneAll => {
                 for site in config.sites.iter().filter(|s| s.retention.is_some()) {
-                    prune(&config, &catalog, site).await;
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    beating(&shared, &mut tick, prune(&config, &catalog, site)).await;
                 }
             }
         }
         notify::status(&shared.idle_status());
+    }
+}
+
+/// Await `work` while keeping the runner's heartbeat fresh.
+async fn beating<T>(
+    shared: &Shared,
+    tick: &mut tokio::time::Interval,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => shared.beat(),
+        }
     }
 }
 

@@ -468,6 +468,10 @@ impl BackupJob {
             Err(e) => {
                 if let Some(id) = &upload_id {
                     abort_with_retries(store.as_ref(), &key, id).await;
+                    // A completion whose reply was lost, or a catalog write
+                    // that failed after it, leaves a whole object behind:
+                    // remove it, since the row is marked failed.
+                    remove_orphan(store.as_ref(), &key).await;
                 }
                 let cat = self.catalog.clone();
                 let msg = e.to_string();
@@ -500,7 +504,9 @@ impl BackupJob {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let upload_id = with_retries(upload.part_retries, || store.create_multipart(key, &metadata)).await?;
+        // Not retried: a retry after a lost reply would open a second upload
+        // whose id we never learn. A failure here moves to the next server.
+        let upload_id = store.create_multipart(key, &metadata).await?;
         *upload_id_out = Some(upload_id.clone());
         let cat = self.catalog.clone();
         let uid = upload_id.clone();
@@ -687,6 +693,20 @@ async fn abort_with_retries(store: &dyn ObjectStore, key: &str, upload_id: &str)
             key,
             upload_id, "Could not abort the partial upload; `sitebackup reconcile` will clean it up: {e}"
         ),
+    }
+}
+
+/// Delete `key` and its checksum sidecar if they exist (best effort).
+async fn remove_orphan(store: &dyn ObjectStore, key: &str) {
+    if let Ok(Some(_)) = store.head(key).await {
+        warn!(key, "The failed upload left a complete object behind; deleting it.");
+        for k in [key.to_string(), storage::sidecar_key(key)] {
+            if let Err(e) = with_retries(2, || store.delete(&k)).await
+                && !matches!(e, StorageError::NotFound { .. })
+            {
+                warn!(key = %k, "Could not delete the orphan object; `sitebackup reconcile` reports it: {e}");
+            }
+        }
     }
 }
 
