@@ -244,7 +244,22 @@ async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
         let s = site.clone();
         match tokio::task::spawn_blocking(move || cat.fail_stale_uploads(&s)).await {
             Ok(Ok(rows)) if !rows.is_empty() => {
-                warn!(site = %site, count = rows.len(), "Marked uploads interrupted by a previous stop as failed.")
+                warn!(site = %site, count = rows.len(), "Marked uploads interrupted by a previous stop as failed.");
+                // A stop between the server's completion and the catalog
+                // write leaves a whole object under a failed row.
+                for row in rows {
+                    let server = config
+                        .servers
+                        .iter()
+                        .find(|s| s.endpoint_label() == row.endpoint && s.bucket_label() == row.bucket);
+                    if let Some(store) = server.and_then(|s| storage::open(s).ok()) {
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(20),
+                            crate::pipeline::remove_orphan(store.as_ref(), &row.key),
+                        )
+                        .await;
+                    }
+                }
             }
             Ok(Err(e)) => warn!(site = %site, "Could not clean up stale catalog rows: {e}"),
             _ => {}

@@ -697,7 +697,7 @@ async fn abort_with_retries(store: &dyn ObjectStore, key: &str, upload_id: &str)
 }
 
 /// Delete `key` and its checksum sidecar if they exist (best effort).
-async fn remove_orphan(store: &dyn ObjectStore, key: &str) {
+pub(crate) async fn remove_orphan(store: &dyn ObjectStore, key: &str) {
     if let Ok(Some(_)) = store.head(key).await {
         warn!(key, "The failed upload left a complete object behind; deleting it.");
         for k in [key.to_string(), storage::sidecar_key(key)] {
