@@ -412,7 +412,27 @@ pub async fn apply(
         }
         Err(e) => report.errors.push(format!("catalog update: {e}")),
     }
+    let state_dir = catalog.path().parent().map(std::path::Path::to_path_buf);
     for u in &plan.aborts {
+        // A backup of this site may have started since the plan was made:
+        // hold its lock while aborting, and leave the upload alone if busy.
+        let site = u
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.split_once("-backup-"))
+            .map(|(site, _)| site)
+            .filter(|site| is_safe_name(site));
+        let _lock = match (&state_dir, site) {
+            (Some(dir), Some(site)) => match crate::lock::SiteLock::try_acquire(dir, site) {
+                Ok(lock) => Some(lock),
+                Err(_) => {
+                    tracing::info!(key = %u.key, "A backup of this site is running; its upload is left alone.");
+                    continue;
+                }
+            },
+            _ => None,
+        };
         match with_retries(RETRIES, || store.abort_multipart(&u.key, &u.upload_id)).await {
             Ok(()) => report.changes += 1,
             Err(e) => report.errors.push(format!("abort the upload of {}: {e}", u.key)),
