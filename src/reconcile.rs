@@ -416,13 +416,7 @@ pub async fn apply(
     for u in &plan.aborts {
         // A backup of this site may have started since the plan was made:
         // hold its lock while aborting, and leave the upload alone if busy.
-        let site = u
-            .key
-            .rsplit('/')
-            .next()
-            .and_then(|f| f.split_once("-backup-"))
-            .map(|(site, _)| site)
-            .filter(|site| is_safe_name(site));
+        let site = crate::pipeline::site_of_key(&u.key).filter(|site| is_safe_name(site));
         let _lock = match (&state_dir, site) {
             (Some(dir), Some(site)) => match crate::lock::SiteLock::try_acquire(dir, site) {
                 Ok(lock) => Some(lock),

@@ -266,19 +266,26 @@ fn slow_site(ws: &mut Workspace, rig: &Rig) {
     ));
 }
 
+/// Start the daemon on the slow site and wait until its catch-up run (which
+/// starts at once) has a part on the server. Returns the daemon, its notify
+/// socket and the host prefix.
+fn daemon_mid_upload(ws: &mut Workspace, rig: &Rig) -> (Daemon, NotifySocket, String) {
+    slow_site(ws, rig);
+    let notify = NotifySocket::new(ws.path());
+    let child = spawn_daemon(ws, &notify, &[]);
+    notify.wait_for("READY=1", 0, Duration::from_secs(30));
+    let prefix = format!("{}/", ws.host_id);
+    poll("an open multipart upload", Duration::from_secs(60), || {
+        (!rig.pending_uploads(&rig.buckets[1], &prefix).is_empty()).then_some(())
+    });
+    (child, notify, prefix)
+}
+
 #[test]
 fn sigterm_during_an_upload_aborts_it_cleanly_and_exits_0() {
     let rig = Rig::get();
     let mut ws = Workspace::new("sigterm");
-    slow_site(&mut ws, &rig);
-    let notify = NotifySocket::new(ws.path());
-    let mut child = spawn_daemon(&ws, &notify, &[]);
-    notify.wait_for("READY=1", 0, Duration::from_secs(30));
-    let prefix = format!("{}/", ws.host_id);
-    // The catch-up run starts at once; wait until a part is on the server.
-    poll("an open multipart upload", Duration::from_secs(60), || {
-        (!rig.pending_uploads(&rig.buckets[1], &prefix).is_empty()).then_some(())
-    });
+    let (mut child, notify, prefix) = daemon_mid_upload(&mut ws, &rig);
     assert!(rows(&ws, "slow").iter().any(|r| r["status"] == "uploading"));
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(60));
@@ -297,14 +304,7 @@ fn sigterm_during_an_upload_aborts_it_cleanly_and_exits_0() {
 fn after_kill_9_the_next_start_cleans_up() {
     let rig = Rig::get();
     let mut ws = Workspace::new("kill9");
-    slow_site(&mut ws, &rig);
-    let notify = NotifySocket::new(ws.path());
-    let mut child = spawn_daemon(&ws, &notify, &[]);
-    notify.wait_for("READY=1", 0, Duration::from_secs(30));
-    let prefix = format!("{}/", ws.host_id);
-    poll("an open multipart upload", Duration::from_secs(60), || {
-        (!rig.pending_uploads(&rig.buckets[1], &prefix).is_empty()).then_some(())
-    });
+    let (mut child, _notify, prefix) = daemon_mid_upload(&mut ws, &rig);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(rows(&ws, "slow").iter().any(|r| r["status"] == "uploading"));
@@ -314,7 +314,9 @@ fn after_kill_9_the_next_start_cleans_up() {
         "[daemon]\ncatch_up = false\n\n{}",
         site_block("slow", &ws.path().join("slow"), "0 0 3 1 1 *", "")
     ));
-    let notify2 = NotifySocket::new(&ws.path().join("n2").tap_mkdir());
+    let second = ws.path().join("second-start");
+    std::fs::create_dir_all(&second).unwrap();
+    let notify2 = NotifySocket::new(&second);
     let mut child = spawn_daemon(&ws, &notify2, &[]);
     notify2.wait_for("READY=1", 0, Duration::from_secs(30));
     let r = rows(&ws, "slow");
@@ -325,15 +327,4 @@ fn after_kill_9_the_next_start_cleans_up() {
     );
     signal(&child, "TERM");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)).code(), Some(0));
-}
-
-trait TapMkdir {
-    fn tap_mkdir(self) -> Self;
-}
-
-impl TapMkdir for std::path::PathBuf {
-    fn tap_mkdir(self) -> Self {
-        std::fs::create_dir_all(&self).unwrap();
-        self
-    }
 }

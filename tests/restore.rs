@@ -239,43 +239,6 @@ fn a_corrupted_object_fails_verify_and_restore() {
     assert_eq!(entries_of(&dir), ["UNTRUSTED-partial-restore"]);
 }
 
-/// One hostile tar entry: raw name bytes, type, link target, content.
-struct Raw<'a> {
-    name: &'a [u8],
-    kind: tar::EntryType,
-    link: Option<&'a [u8]>,
-    data: &'a [u8],
-}
-
-/// Build a tar.zst with headers written byte for byte (the `tar` crate's
-/// own path checks would refuse these names).
-fn crafted(entries: &[Raw<'_>]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        {
-            let gnu = h.as_gnu_mut().unwrap();
-            gnu.name[..e.name.len()].copy_from_slice(e.name);
-            if let Some(l) = e.link {
-                gnu.linkname[..l.len()].copy_from_slice(l);
-            }
-        }
-        h.set_entry_type(e.kind);
-        h.set_size(e.data.len() as u64);
-        h.set_mode(if e.kind == tar::EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h.set_cksum();
-        builder.append(&h, e.data).unwrap();
-    }
-    zstd::encode_all(builder.into_inner().unwrap().as_slice(), 3).unwrap()
-}
-
 /// Upload a hostile archive under the host prefix, restore it by key, and
 /// check it is refused naming `entry`, with nothing written outside DIR.
 fn assert_refused(case: &str, build: impl FnOnce(&Path) -> (Vec<u8>, String)) {

@@ -218,12 +218,6 @@ fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>) {
     notify::ready();
 }
 
-/// The site name in an archive key (`…/{site}-backup-….tar.zst`).
-fn site_of_key(key: &str) -> Option<&str> {
-    let file = key.rsplit('/').next()?;
-    file.split_once("-backup-").map(|(site, _)| site)
-}
-
 /// Mark stale `uploading` rows failed and abort this host's open multipart
 /// uploads — only for sites whose lock we can take (a CLI backup running
 /// now keeps its own).
@@ -285,7 +279,9 @@ async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
                 }
             };
             for u in uploads {
-                let Some(site) = site_of_key(&u.key) else { continue };
+                let Some(site) = crate::pipeline::site_of_key(&u.key) else {
+                    continue;
+                };
                 // Sites no longer configured: take their lock for the abort.
                 let _extra = if held.contains_key(site) {
                     None
@@ -485,23 +481,5 @@ async fn watchdog(shared: Arc<Shared>, stop: CancellationToken) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn site_is_read_from_keys() {
-        assert_eq!(
-            site_of_key("h/2024/12/25/blog-backup-20241225-083000.tar.zst"),
-            Some("blog")
-        );
-        assert_eq!(
-            site_of_key("h/2024/12/25/my-site-backup-20241225-083000-1.tar.zst"),
-            Some("my-site")
-        );
-        assert_eq!(site_of_key("h/other.bin"), None);
     }
 }

@@ -644,6 +644,12 @@ pub fn object_key(host_id: &str, site: &str, at: DateTime<Utc>) -> String {
     )
 }
 
+/// The site name in an archive key (`…/{site}-backup-….tar.zst`).
+pub fn site_of_key(key: &str) -> Option<&str> {
+    let file = key.rsplit('/').next()?;
+    file.split_once("-backup-").map(|(site, _)| site)
+}
+
 /// Upload one part, retrying transient errors with exponential backoff.
 async fn upload_part_task(
     store: Arc<dyn ObjectStore>,
@@ -732,6 +738,19 @@ async fn blocking_attempt<T: Send + 'static>(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn site_is_read_from_keys() {
+        assert_eq!(
+            site_of_key("h/2024/12/25/blog-backup-20241225-083000.tar.zst"),
+            Some("blog")
+        );
+        assert_eq!(
+            site_of_key("h/2024/12/25/my-site-backup-20241225-083000-1.tar.zst"),
+            Some("my-site")
+        );
+        assert_eq!(site_of_key("h/other.bin"), None);
+    }
 
     #[test]
     fn object_key_follows_the_contract() {

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+mod fixtures;
+#[allow(unused_imports)] // not every test binary uses every fixture
+pub use fixtures::*;
+
 /// The S3 rig. Tests fail loudly (never skip) when it is not running.
 pub struct Rig {
     pub endpoint: String,
@@ -450,70 +454,6 @@ pub fn make_rich_site(parent: &Path, name: &str, random_bytes: usize) -> PathBuf
         set_mtime(e.unwrap().path(), secs);
     }
     root
-}
-
-/// One entry of a tree, as compared between a source and a restore.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Node {
-    pub kind: &'static str,
-    pub mode: u32,
-    pub mtime: i64,
-    /// File content or symlink target.
-    pub content: Vec<u8>,
-}
-
-/// Every entry below `root` (included, as ""): kind, mode, mtime, content.
-pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
-    use std::os::unix::ffi::OsStringExt;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).follow_links(false) {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-        let meta = e.path().symlink_metadata().unwrap();
-        let (kind, content) = if meta.is_symlink() {
-            (
-                "symlink",
-                std::fs::read_link(e.path()).unwrap().into_os_string().into_vec(),
-            )
-        } else if meta.is_dir() {
-            ("dir", Vec::new())
-        } else {
-            ("file", std::fs::read(e.path()).unwrap())
-        };
-        let mode = if meta.is_symlink() {
-            0
-        } else {
-            meta.permissions().mode() & 0o7777
-        };
-        out.insert(
-            rel,
-            Node {
-                kind,
-                mode,
-                mtime: meta.mtime(),
-                content,
-            },
-        );
-    }
-    out
-}
-
-/// Assert two trees are equal, naming the first difference.
-pub fn assert_same_tree(expected: &Path, got: &Path) {
-    let (a, b) = (snapshot(expected), snapshot(got));
-    let names_a: Vec<_> = a.keys().collect();
-    let names_b: Vec<_> = b.keys().collect();
-    assert_eq!(
-        names_b,
-        names_a,
-        "entries differ between {} and {}",
-        got.display(),
-        expected.display()
-    );
-    for (path, node) in &a {
-        assert_eq!(&b[path], node, "{} differs", path.display());
-    }
 }
 
 /// Names directly inside `dir`.

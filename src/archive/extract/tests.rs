@@ -1,21 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+
+#[path = "../../../tests/common/fixtures.rs"]
+mod fixtures;
+use fixtures::{Raw, crafted, snapshot};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 use std::fs::FileTimes;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, UNIX_EPOCH};
-
-/// One crafted tar entry: raw name bytes, type, link target, content.
-struct Raw<'a> {
-    name: &'a [u8],
-    kind: tar::EntryType,
-    link: Option<&'a [u8]>,
-    data: &'a [u8],
-}
 
 fn file<'a>(name: &'a [u8], data: &'a [u8]) -> Raw<'a> {
     Raw {
@@ -42,33 +37,6 @@ fn dir(name: &[u8]) -> Raw<'_> {
         link: None,
         data: b"",
     }
-}
-
-/// A zstd-compressed tar with headers written byte for byte: the `tar`
-/// crate's path checks are bypassed so hostile names can be built.
-fn crafted(entries: &[Raw<'_>]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        {
-            let gnu = h.as_gnu_mut().unwrap();
-            gnu.name[..e.name.len()].copy_from_slice(e.name);
-            if let Some(l) = e.link {
-                gnu.linkname[..l.len()].copy_from_slice(l);
-            }
-        }
-        h.set_entry_type(e.kind);
-        h.set_size(e.data.len() as u64);
-        h.set_mode(if e.kind == tar::EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_mtime(1_600_000_000);
-        h.set_cksum();
-        builder.append(&h, e.data).unwrap();
-    }
-    zstd::encode_all(builder.into_inner().unwrap().as_slice(), 3).unwrap()
 }
 
 /// A scratch area with `dest` (extraction root) and `outside` (must stay
@@ -326,49 +294,6 @@ fn check_applies_the_same_rules_without_writing() {
 
 fn set_mtime(path: &Path, secs: u64) {
     rustix::fs::utimensat(rustix::fs::CWD, path, &times(secs as i64), AtFlags::SYMLINK_NOFOLLOW).unwrap();
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Node {
-    kind: &'static str,
-    mode: u32,
-    mtime: i64,
-    content: Vec<u8>,
-}
-
-/// Every entry below `root`: kind, mode, mtime and content or link target.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).follow_links(false) {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-        let meta = e.path().symlink_metadata().unwrap();
-        let (kind, content) = if meta.is_symlink() {
-            (
-                "symlink",
-                std::fs::read_link(e.path()).unwrap().into_os_string().into_vec(),
-            )
-        } else if meta.is_dir() {
-            ("dir", Vec::new())
-        } else {
-            ("file", std::fs::read(e.path()).unwrap())
-        };
-        let mode = if meta.is_symlink() {
-            0
-        } else {
-            meta.permissions().mode() & 0o7777
-        };
-        out.insert(
-            rel,
-            Node {
-                kind,
-                mode,
-                mtime: meta.mtime(),
-                content,
-            },
-        );
-    }
-    out
 }
 
 #[test]
