@@ -45,6 +45,7 @@ pub mod config;
 pub mod daemon;
 pub mod database;
 pub mod hooks;
+pub mod layout;
 pub mod lock;
 pub mod pipeline;
 pub mod reconcile;

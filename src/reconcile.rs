@@ -25,11 +25,12 @@
 //! A server that cannot be listed gets no plan: its rows are never marked
 //! missing because of a network error.
 
-use crate::catalog::{ArchiveRow, Catalog, CatalogError, ImportedArchive, UploadingRow};
-use crate::config::{ServerConfig, is_safe_name};
+use crate::catalog::{ArchiveRow, ArchiveStatus, Catalog, CatalogError, ImportedArchive, UploadingRow};
+use crate::config::ServerConfig;
+use crate::layout::{ARCHIVE_SUFFIX, ArchiveKey, Owner, is_safe_name, site_of_key};
 use crate::pipeline::with_retries;
 use crate::storage::{self, ObjectInfo, ObjectStore, PendingUpload, StorageResult};
-use chrono::{DateTime, NaiveDateTime};
+use chrono::DateTime;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -62,7 +63,7 @@ pub struct Import {
     pub sha256: Option<String>,
     /// A row for the key that is reused (made complete) instead of adding one.
     pub existing_id: Option<i64>,
-    pub previous_status: Option<String>,
+    pub previous_status: Option<ArchiveStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -126,8 +127,8 @@ impl ServerPlan {
 /// Everything [`plan_server`] looks at for one server.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
-    /// `{host_id}/`.
-    pub prefix: &'a str,
+    /// The installation whose prefix was listed.
+    pub owner: &'a Owner,
     pub inventory: &'a ServerInventory,
     /// Catalog rows on this server, any status.
     pub rows: &'a [ArchiveRow],
@@ -137,35 +138,10 @@ pub struct PlanInput<'a> {
     pub busy_sites: &'a BTreeSet<String>,
 }
 
-const ARCHIVE_SUFFIX: &str = ".tar.zst";
-
-/// Site and creation time (RFC 3339) from a standalone archive key,
-/// `{prefix}YYYY/MM/DD/{site}-backup-YYYYMMDD-HHMMSS[-N].tar.zst`.
-pub fn parse_archive_key(prefix: &str, key: &str) -> Option<(String, String)> {
-    let rest = key.strip_prefix(prefix)?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let [_, _, _, file] = parts.as_slice() else {
-        return None;
-    };
-    let stem = file.strip_suffix(ARCHIVE_SUFFIX)?;
-    let at = stem.rfind("-backup-")?;
-    let site = &stem[..at];
-    let stamp = &stem[at + "-backup-".len()..];
-    let (time, suffix) = (stamp.get(..15)?, stamp.get(15..)?);
-    let suffix_ok = suffix.is_empty()
-        || suffix
-            .strip_prefix('-')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    if !suffix_ok || !is_safe_name(site) {
-        return None;
-    }
-    let at = NaiveDateTime::parse_from_str(time, "%Y%m%d-%H%M%S").ok()?;
-    Some((site.to_string(), crate::catalog::fmt_time(at.and_utc())))
-}
-
 /// Site and creation time of an object to import: metadata first, then key.
-fn identity(prefix: &str, key: &str, details: Option<&ObjectDetails>) -> Option<(String, String)> {
-    let from_key = parse_archive_key(prefix, key);
+fn identity(owner: &Owner, key: &str, details: Option<&ObjectDetails>) -> Option<(String, String)> {
+    let from_key =
+        ArchiveKey::parse_under(owner, key).map(|k| (k.site().to_string(), crate::catalog::fmt_time(k.created_at())));
     let meta = details.map(|d| &d.metadata);
     let site = meta
         .and_then(|m| m.get("site"))
@@ -183,13 +159,15 @@ fn identity(prefix: &str, key: &str, details: Option<&ObjectDetails>) -> Option<
 /// The plan for one server. Pure.
 pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
     let PlanInput {
-        prefix,
+        owner,
         inventory,
         rows,
         uploading,
         busy_sites,
     } = input;
     let mut plan = ServerPlan::default();
+    let prefix = owner.prefix();
+    let prefix = prefix.as_str();
     let listed: BTreeMap<&str, u64> = inventory
         .objects
         .iter()
@@ -209,7 +187,7 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
 
     plan.usage_before_bytes = rows
         .iter()
-        .filter(|r| r.status == "complete")
+        .filter(|r| r.status == ArchiveStatus::Complete)
         .map(|r| r.size_bytes)
         .sum();
 
@@ -225,7 +203,7 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
             continue;
         }
         let known = rows_by_key.get(key).map(Vec::as_slice).unwrap_or_default();
-        if let Some(row) = known.iter().find(|r| r.status == "complete") {
+        if let Some(row) = known.iter().find(|r| r.status == ArchiveStatus::Complete) {
             if row.size_bytes != size {
                 plan.size_mismatches.push(SizeFix {
                     id: row.id,
@@ -236,11 +214,14 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
             }
             continue;
         }
-        if known.iter().any(|r| r.status == "uploading" && busy(&r.site)) {
+        if known
+            .iter()
+            .any(|r| r.status == ArchiveStatus::Uploading && busy(&r.site))
+        {
             continue; // a running backup is about to mark it complete
         }
         let details = inventory.details.get(key);
-        let Some((site, created_at)) = identity(prefix, key, details) else {
+        let Some((site, created_at)) = identity(owner, key, details) else {
             plan.unrecognised.push(key.to_string());
             continue;
         };
@@ -252,12 +233,12 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
             size_bytes: size,
             sha256: details.and_then(|d| d.sha256.clone()),
             existing_id: reused.map(|r| r.id),
-            previous_status: reused.map(|r| r.status.clone()),
+            previous_status: reused.map(|r| r.status),
         });
     }
 
     for row in rows {
-        if row.status == "complete" && !listed.contains_key(row.key.as_str()) {
+        if row.status == ArchiveStatus::Complete && !listed.contains_key(row.key.as_str()) {
             plan.missing.push(Missing {
                 id: row.id,
                 key: row.key.clone(),
@@ -307,7 +288,7 @@ pub async fn gather(store: &dyn ObjectStore, prefix: &str, rows: &[ArchiveRow]) 
     let uploads = with_retries(RETRIES, || store.list_multipart(prefix)).await?;
     let complete: BTreeSet<&str> = rows
         .iter()
-        .filter(|r| r.status == "complete")
+        .filter(|r| r.status == ArchiveStatus::Complete)
         .map(|r| r.key.as_str())
         .collect();
     let keys: BTreeSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
@@ -416,8 +397,8 @@ pub async fn apply(
     for u in &plan.aborts {
         // A backup of this site may have started since the plan was made:
         // hold its lock while aborting, and leave the upload alone if busy.
-        let site = crate::pipeline::site_of_key(&u.key).filter(|site| is_safe_name(site));
-        let _lock = match (&state_dir, site) {
+        let site = site_of_key(&u.key);
+        let _lock = match (&state_dir, site.as_deref()) {
             (Some(dir), Some(site)) => match crate::lock::SiteLock::try_acquire(dir, site) {
                 Ok(lock) => Some(lock),
                 Err(_) => {
@@ -445,7 +426,9 @@ pub async fn apply(
 mod tests {
     use super::*;
 
-    const P: &str = "web1/";
+    fn owner() -> Owner {
+        Owner::Host("web1".into())
+    }
     const K1: &str = "web1/2024/12/25/blog-backup-20241225-083000.tar.zst";
     const K2: &str = "web1/2024/12/26/blog-backup-20241226-083000.tar.zst";
     const K3: &str = "web1/2024/12/27/shop-backup-20241227-010203-2.tar.zst";
@@ -469,7 +452,7 @@ mod tests {
             size_bytes: size,
             sha256: None,
             created_at: "2024-12-25T08:30:00Z".into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             error: None,
             verified_at: None,
             verify_ok: None,
@@ -490,36 +473,12 @@ mod tests {
     fn plan(inv: &ServerInventory, rows: &[ArchiveRow], up: &[UploadingRow], busy: &[&str]) -> ServerPlan {
         let busy_sites: BTreeSet<String> = busy.iter().map(|s| s.to_string()).collect();
         plan_server(PlanInput {
-            prefix: P,
+            owner: &owner(),
             inventory: inv,
             rows,
             uploading: up,
             busy_sites: &busy_sites,
         })
-    }
-
-    #[test]
-    fn keys_parse_into_site_and_time() {
-        assert_eq!(
-            parse_archive_key(P, K1),
-            Some(("blog".into(), "2024-12-25T08:30:00Z".into()))
-        );
-        assert_eq!(
-            parse_archive_key(P, K3),
-            Some(("shop".into(), "2024-12-27T01:02:03Z".into()))
-        );
-        let odd = "web1/2024/12/25/my-backup-site-backup-20241225-083000.tar.zst";
-        assert_eq!(parse_archive_key(P, odd).map(|p| p.0), Some("my-backup-site".into()));
-        for bad in [
-            "web2/2024/12/25/blog-backup-20241225-083000.tar.zst",
-            "web1/blog-backup-20241225-083000.tar.zst",
-            "web1/2024/12/25/blog-backup-2024122-083000.tar.zst",
-            "web1/2024/12/25/blog-backup-20241225-083000-x.tar.zst",
-            "web1/2024/12/25/-backup-20241225-083000.tar.zst",
-            "web1/2024/12/25/blog-backup-20241225-083000.tar.gz",
-        ] {
-            assert_eq!(parse_archive_key(P, bad), None, "{bad}");
-        }
     }
 
     #[test]
@@ -607,7 +566,7 @@ mod tests {
         let p = plan(&inv, &rows, &[], &[]);
         assert_eq!(p.imports.len(), 1);
         assert_eq!(p.imports[0].existing_id, Some(5));
-        assert_eq!(p.imports[0].previous_status.as_deref(), Some("missing"));
+        assert_eq!(p.imports[0].previous_status, Some(ArchiveStatus::Missing));
         assert_eq!(p.usage_after_bytes, 100);
     }
 

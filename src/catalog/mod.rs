@@ -8,8 +8,10 @@
 //! come from classified storage errors, which never include one.
 
 mod ops;
+mod state;
 
 pub use ops::{ImportedArchive, UploadingRow};
+pub use state::{ArchiveStatus, AttemptOutcome, RunOutcome};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -110,7 +112,7 @@ pub struct ArchiveRow {
     pub size_bytes: u64,
     pub sha256: Option<String>,
     pub created_at: String,
-    pub status: String,
+    pub status: ArchiveStatus,
     pub error: Option<String>,
     pub verified_at: Option<String>,
     /// Result of the last `verify` (`None`: never verified).
@@ -133,8 +135,7 @@ pub struct NewArchive<'a> {
 pub struct Attempt {
     pub server_id: u32,
     pub endpoint: String,
-    /// `skipped`, `failed` or `succeeded`.
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     pub reason: String,
 }
 
@@ -145,7 +146,7 @@ pub struct RunRow {
     pub trigger: String,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub archive_id: Option<i64>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
@@ -224,7 +225,7 @@ impl Catalog {
     pub fn finish_run(
         &self,
         run_id: i64,
-        outcome: &str,
+        outcome: RunOutcome,
         archive_id: Option<i64>,
         error: Option<&str>,
         warnings: &[String],
@@ -572,15 +573,15 @@ mod tests {
             &Attempt {
                 server_id: 1,
                 endpoint: "h:1".into(),
-                outcome: "skipped".into(),
+                outcome: AttemptOutcome::Skipped,
                 reason: "no room".into(),
             },
         )
         .unwrap();
-        cat.finish_run(run, "warning", None, None, &["file vanished".into()])
+        cat.finish_run(run, RunOutcome::Warning, None, None, &["file vanished".into()])
             .unwrap();
         let row = cat.run(run).unwrap().unwrap();
-        assert_eq!(row.outcome, "warning");
+        assert_eq!(row.outcome, RunOutcome::Warning);
         assert_eq!(row.warnings, vec!["file vanished".to_string()]);
         assert_eq!(row.attempts[0].reason, "no room");
     }

@@ -152,7 +152,7 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
-    use super::super::NewArchive;
+    use super::super::{ArchiveStatus, NewArchive};
     use super::*;
 
     fn imported(key: &str, size: u64) -> ImportedArchive {
@@ -180,17 +180,17 @@ mod tests {
             .archive_by_key("h/2024/12/25/blog-backup-20241225-083000.tar.zst")
             .unwrap()
             .unwrap();
-        assert_eq!((row.id, row.status.as_str(), row.size_bytes), (id, "complete", 100));
+        assert_eq!((row.id, row.status, row.size_bytes), (id, ArchiveStatus::Complete, 100));
         assert_eq!(row.sha256.as_deref(), Some("ab".repeat(32).as_str()));
 
         cat.update_size(id, 150).unwrap();
         assert_eq!(cat.usage("h:1", "b").unwrap(), 150);
         cat.mark_missing(id).unwrap();
         assert_eq!(cat.usage("h:1", "b").unwrap(), 0);
-        assert_eq!(cat.archive(id).unwrap().unwrap().status, "missing");
+        assert_eq!(cat.archive(id).unwrap().unwrap().status, ArchiveStatus::Missing);
         cat.mark_present(id, 120, None).unwrap();
         let row = cat.archive(id).unwrap().unwrap();
-        assert_eq!((row.status.as_str(), row.size_bytes), ("complete", 120));
+        assert_eq!((row.status, row.size_bytes), (ArchiveStatus::Complete, 120));
         assert_eq!(row.sha256.as_deref(), Some("ab".repeat(32).as_str()), "checksum kept");
         assert_eq!(cat.usage("h:1", "b").unwrap(), 120);
     }

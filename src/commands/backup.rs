@@ -1,9 +1,10 @@
 //! `backup [SITE...] [--all]`: run [`BackupJob`]s now, one site at a time.
 
 use crate::catalog::Catalog;
+use crate::catalog::RunOutcome;
 use crate::cli::BackupArgs;
 use crate::config::{Config, ConfigError, Problem};
-use crate::pipeline::{BackupJob, BackupReport, Outcome, Progress};
+use crate::pipeline::{BackupJob, BackupReport, Progress};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,7 +56,7 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
             serde_json::to_string_pretty(&serde_json::json!({ "results": reports }))?
         );
     }
-    let failed = reports.iter().any(|r| r.outcome == Outcome::Failed);
+    let failed = reports.iter().any(|r| r.outcome == RunOutcome::Failed);
     Ok(if failed { crate::EXIT_FAILED } else { 0 })
 }
 
@@ -132,7 +133,7 @@ fn print_summary(r: &BackupReport) {
             println!(
                 "{}: {} on {} key={} size={} sha256={} duration={:.1}s",
                 r.site,
-                if outcome == Outcome::Warning {
+                if outcome == RunOutcome::Warning {
                     "stored with warnings"
                 } else {
                     "stored"

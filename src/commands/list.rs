@@ -41,7 +41,7 @@ pub fn run(config: &Config, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
                 size_bytes: r.size_bytes,
                 sha256: r.sha256.as_deref(),
                 created_at: &r.created_at,
-                status: &r.status,
+                status: r.status.as_str(),
                 verified_at: r.verified_at.as_deref(),
                 verify_ok: r.verify_ok,
             })

@@ -11,7 +11,7 @@ mod servers;
 mod verify;
 
 use crate::cli::{Cli, Command, ConfigCommand};
-use crate::config::{self, Config, ConfigError, LoadOptions};
+use crate::config::{self, ConfigError, LoadOptions};
 use crate::{EXIT_CONFIG, EXIT_FAILED};
 
 /// Run a parsed command line; returns the exit code.
@@ -60,11 +60,6 @@ pub(crate) fn report_config_error(e: &ConfigError, json: bool) -> u8 {
     }
     eprintln!("error: {e}");
     EXIT_CONFIG
-}
-
-/// The prefix under which this host's archives live on every server.
-pub(crate) fn host_prefix(config: &Config) -> String {
-    format!("{}/", config.host_id)
 }
 
 pub(crate) fn mb(bytes: u64) -> String {

@@ -1,7 +1,7 @@
 //! `reconcile [--dry-run]`: per server, gather (read-only), plan (pure),
 //! print, then apply unless `--dry-run`. See [`crate::reconcile`].
 
-use super::{host_prefix, mb};
+use super::mb;
 use crate::catalog::Catalog;
 use crate::cli::ReconcileArgs;
 use crate::config::Config;
@@ -28,7 +28,8 @@ pub async fn run(config: &Config, args: &ReconcileArgs, json: bool) -> anyhow::R
         anyhow::bail!("No S3 servers configured");
     }
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    let prefix = host_prefix(config);
+    let owner = config.owner();
+    let prefix = owner.prefix();
     let cat = catalog.clone();
     let uploading = tokio::task::spawn_blocking(move || cat.uploading_rows()).await??;
     let mut busy_sites = BTreeSet::new();
@@ -72,7 +73,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs, json: bool) -> anyhow::R
             }
         };
         let plan = reconcile::plan_server(PlanInput {
-            prefix: &prefix,
+            owner: &owner,
             inventory: &inventory,
             rows: &rows,
             uploading: &server_uploading,

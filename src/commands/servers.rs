@@ -1,6 +1,6 @@
 //! `servers`: check every configured server live and show its usage.
 
-use super::{host_prefix, mb};
+use super::mb;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::storage;
@@ -21,7 +21,7 @@ struct ServerReport {
 
 pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
     let catalog = Catalog::open(&config.state_dir)?;
-    let prefix = host_prefix(config);
+    let prefix = config.owner().prefix();
     let checks = config.servers.iter().map(|server| {
         let prefix = prefix.clone();
         async move {

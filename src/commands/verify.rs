@@ -17,7 +17,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         tokio::task::spawn_blocking(move || cat.list(&ListFilter::default()))
             .await??
             .into_iter()
-            .filter(|r| r.status == "complete")
+            .filter(|r| r.status == crate::catalog::ArchiveStatus::Complete)
             .map(|r| r.id.to_string())
             .collect()
     } else if args.archives.is_empty() {

@@ -15,6 +15,8 @@ pub use endpoint::Endpoint;
 pub use raw::{RawConfig, RawDatabase, RawHooks, RawRetention, RawServer};
 pub use secret::Secret;
 
+pub use crate::layout::is_safe_name;
+
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -498,7 +500,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         problems.push(problem(
             "host_id",
             Some("SITEBACKUP_HOST_ID".into()),
-            format!("{host_id:?} must be non-empty and use only A-Z a-z 0-9 . _ -"),
+            format!("{host_id:?} must be non-empty, use only A-Z a-z 0-9 . _ - and not start with a dot"),
         ));
     }
     let state_dir = env
@@ -882,15 +884,6 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
     Ok(Secret::new(value))
 }
 
-/// Names used in object keys: `[A-Za-z0-9._-]+`, not `.` or `..`.
-pub fn is_safe_name(s: &str) -> bool {
-    !s.is_empty()
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 /// Parse a 6-field cron expression, seconds first.
 pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
     if expr.split_whitespace().count() != 6 {
@@ -1169,6 +1162,11 @@ impl Config {
 
     pub fn site(&self, name: &str) -> Option<&SiteConfig> {
         self.sites.iter().find(|s| s.name == name)
+    }
+
+    /// The part of every bucket this installation writes under.
+    pub fn owner(&self) -> crate::layout::Owner {
+        crate::layout::Owner::Host(self.host_id.clone())
     }
 
     pub fn catalog_path(&self) -> PathBuf {

@@ -24,9 +24,10 @@ mod notify;
 pub mod schedule;
 
 use crate::catalog::Catalog;
+use crate::catalog::RunOutcome;
 use crate::config::{self, Config, LoadOptions};
 use crate::lock::SiteLock;
-use crate::pipeline::{BackupJob, Outcome, Progress};
+use crate::pipeline::{BackupJob, Progress};
 use crate::storage;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -279,15 +280,15 @@ async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
                 }
             };
             for u in uploads {
-                let Some(site) = crate::pipeline::site_of_key(&u.key) else {
+                let Some(site) = crate::layout::site_of_key(&u.key) else {
                     continue;
                 };
                 // Sites no longer configured: take their lock for the abort.
-                let _extra = if held.contains_key(site) {
+                let _extra = if held.contains_key(&site) {
                     None
                 } else {
-                    match SiteLock::try_acquire(&state_dir, site) {
-                        Ok(l) if config::is_safe_name(site) => Some(l),
+                    match SiteLock::try_acquire(&state_dir, &site) {
+                        Ok(l) => Some(l),
                         _ => continue,
                     }
                 };
@@ -419,7 +420,7 @@ async fn runner(
                     }
                 };
                 *lock(&shared.last) = Some(summary);
-                if report.outcome != Outcome::Failed && site_cfg.retention.is_some() && !stop.is_cancelled() {
+                if report.outcome != RunOutcome::Failed && site_cfg.retention.is_some() && !stop.is_cancelled() {
                     beating(&shared, &mut tick, prune(&config, &catalog, &site_cfg)).await;
                 }
             }

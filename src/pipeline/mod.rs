@@ -23,10 +23,11 @@ mod plan;
 pub use plan::{Choice, ServerSlot, Skip, estimate_bytes, fail_over_after, part_size_for, plan_servers, room_check};
 
 use crate::archive::{self, ArchiveSpec, DatabaseEntry, HashingWriter, PartSink};
-use crate::catalog::{Attempt, Catalog, NewArchive};
+use crate::catalog::{Attempt, AttemptOutcome, Catalog, NewArchive, RunOutcome};
 use crate::config::{Config, ServerConfig, SiteConfig};
 use crate::database::{self, DatabaseDump};
 use crate::hooks::{self, HookContext, HookStage};
+use crate::layout::ArchiveKey;
 use crate::lock::SiteLock;
 use crate::storage::{self, CompletedPart, ErrorClass, ObjectStore, StorageError};
 use bytes::Bytes;
@@ -52,24 +53,6 @@ pub struct Progress {
     pub uploaded: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Success,
-    Warning,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Warning => "warning",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveDone {
     pub id: i64,
@@ -85,7 +68,7 @@ pub struct ArchiveDone {
 pub struct BackupReport {
     pub site: String,
     pub run_id: Option<i64>,
-    pub outcome: Outcome,
+    pub outcome: RunOutcome,
     pub archive: Option<ArchiveDone>,
     pub attempts: Vec<Attempt>,
     pub warnings: Vec<String>,
@@ -150,7 +133,7 @@ impl BackupJob {
         let mut report = BackupReport {
             site: site.clone(),
             run_id: None,
-            outcome: Outcome::Failed,
+            outcome: RunOutcome::Failed,
             archive: None,
             attempts: Vec::new(),
             warnings: Vec::new(),
@@ -166,7 +149,7 @@ impl BackupJob {
         };
         let result = self.run_locked(&mut report).await;
         if let Err(e) = result {
-            report.outcome = Outcome::Failed;
+            report.outcome = RunOutcome::Failed;
             report.error = Some(e);
         }
         if report.run_id.is_some() {
@@ -176,7 +159,7 @@ impl BackupJob {
         if let Some(run_id) = report.run_id {
             let cat = self.catalog.clone();
             let (outcome, archive_id, error, warnings) = (
-                report.outcome.as_str(),
+                report.outcome,
                 report.archive.as_ref().map(|a| a.id),
                 report.error.clone(),
                 report.warnings.clone(),
@@ -253,14 +236,16 @@ impl BackupJob {
             if let Choice::Skip(_, skip) = choice {
                 let reason = skip.to_string();
                 info!(site = %site.name, server = server.id, "Skipping server: {reason}.");
-                self.attempt(report, run_id, server, "skipped", &reason).await?;
+                self.attempt(report, run_id, server, AttemptOutcome::Skipped, &reason)
+                    .await?;
                 failures.push(format!("server {}: {reason}", server.id));
                 continue;
             }
             let store = match storage::open(server) {
                 Ok(s) => s,
                 Err(e) => {
-                    self.attempt(report, run_id, server, "failed", &e.to_string()).await?;
+                    self.attempt(report, run_id, server, AttemptOutcome::Failed, &e.to_string())
+                        .await?;
                     failures.push(e.to_string());
                     continue;
                 }
@@ -270,24 +255,31 @@ impl BackupJob {
                 .await
             {
                 Ok((done, stats)) => {
-                    self.attempt(report, run_id, server, "succeeded", &format!("stored {}", done.key))
-                        .await?;
+                    self.attempt(
+                        report,
+                        run_id,
+                        server,
+                        AttemptOutcome::Succeeded,
+                        &format!("stored {}", done.key),
+                    )
+                    .await?;
                     info!(
                         site = %site.name, server = server.id, key = %done.key, bytes = done.size_bytes,
                         "Upload finished."
                     );
                     report.warnings.extend(stats.warnings);
                     report.outcome = if report.warnings.is_empty() {
-                        Outcome::Success
+                        RunOutcome::Success
                     } else {
-                        Outcome::Warning
+                        RunOutcome::Warning
                     };
                     report.archive = Some(done);
                     return Ok(());
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    self.attempt(report, run_id, server, "failed", &msg).await?;
+                    self.attempt(report, run_id, server, AttemptOutcome::Failed, &msg)
+                        .await?;
                     if !e.next_server() {
                         return Err(msg);
                     }
@@ -351,7 +343,7 @@ impl BackupJob {
     /// `after` hook turns the outcome into a warning; the archive stays.
     async fn final_hooks(&self, report: &mut BackupReport) {
         let site = &self.site;
-        let stage = if report.outcome == Outcome::Failed {
+        let stage = if report.outcome == RunOutcome::Failed {
             HookStage::OnError
         } else {
             HookStage::After
@@ -378,8 +370,8 @@ impl BackupJob {
         };
         if let Err(e) = hooks::run_stage(&site.hooks, stage, &ctx, &self.cancel).await {
             report.warnings.push(e.to_string());
-            if report.outcome == Outcome::Success {
-                report.outcome = Outcome::Warning;
+            if report.outcome == RunOutcome::Success {
+                report.outcome = RunOutcome::Warning;
             }
         }
     }
@@ -389,13 +381,13 @@ impl BackupJob {
         report: &mut BackupReport,
         run_id: i64,
         server: &ServerConfig,
-        outcome: &str,
+        outcome: AttemptOutcome,
         reason: &str,
     ) -> Result<(), String> {
         let attempt = Attempt {
             server_id: server.id,
             endpoint: server.location(),
-            outcome: outcome.to_string(),
+            outcome,
             reason: reason.to_string(),
         };
         report.attempts.push(attempt.clone());
@@ -615,16 +607,12 @@ impl BackupJob {
         Ok((size, sha256, stats))
     }
 
-    /// `{host_id}/{YYYY}/{MM}/{DD}/{site}-backup-{YYYYMMDD-HHMMSS}.tar.zst`,
-    /// with `-N` added in the rare case that key is already taken.
+    /// The archive's key ([`ArchiveKey`]), with `-N` added in the rare
+    /// case that key is already taken.
     async fn unique_key(&self, now: DateTime<Utc>) -> Result<String, AttemptError> {
-        let base = object_key(&self.config.host_id, &self.site.name, now);
+        let base = ArchiveKey::standalone(&self.config.host_id, &self.site.name, now);
         for n in 0..100 {
-            let candidate = if n == 0 {
-                base.clone()
-            } else {
-                base.replace(".tar.zst", &format!("-{n}.tar.zst"))
-            };
+            let candidate = base.clone().with_seq(n).to_string();
             let cat = self.catalog.clone();
             let c = candidate.clone();
             if !blocking_attempt(move || cat.key_exists(&c)).await? {
@@ -633,21 +621,6 @@ impl BackupJob {
         }
         Err(AttemptError::Internal(format!("no free object key near {base}")))
     }
-}
-
-/// The object key of an archive (DESIGN §4).
-pub fn object_key(host_id: &str, site: &str, at: DateTime<Utc>) -> String {
-    format!(
-        "{host_id}/{}/{site}-backup-{}.tar.zst",
-        at.format("%Y/%m/%d"),
-        at.format("%Y%m%d-%H%M%S")
-    )
-}
-
-/// The site name in an archive key (`…/{site}-backup-….tar.zst`).
-pub fn site_of_key(key: &str) -> Option<&str> {
-    let file = key.rsplit('/').next()?;
-    file.split_once("-backup-").map(|(site, _)| site)
 }
 
 /// Upload one part, retrying transient errors with exponential backoff.
@@ -731,33 +704,5 @@ async fn blocking_attempt<T: Send + 'static>(
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => Ok(r?),
         Err(e) => Err(AttemptError::Internal(e.to_string())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn site_is_read_from_keys() {
-        assert_eq!(
-            site_of_key("h/2024/12/25/blog-backup-20241225-083000.tar.zst"),
-            Some("blog")
-        );
-        assert_eq!(
-            site_of_key("h/2024/12/25/my-site-backup-20241225-083000-1.tar.zst"),
-            Some("my-site")
-        );
-        assert_eq!(site_of_key("h/other.bin"), None);
-    }
-
-    #[test]
-    fn object_key_follows_the_contract() {
-        let at = Utc.with_ymd_and_hms(2024, 12, 25, 8, 30, 0).unwrap();
-        assert_eq!(
-            object_key("wp-server-1", "zimpricecheck", at),
-            "wp-server-1/2024/12/25/zimpricecheck-backup-20241225-083000.tar.zst"
-        );
     }
 }

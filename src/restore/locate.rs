@@ -4,7 +4,7 @@
 //! download against.
 
 use super::RestoreError;
-use crate::catalog::{ArchiveRow, Catalog};
+use crate::catalog::{ArchiveRow, ArchiveStatus, Catalog};
 use crate::config::{Config, ServerConfig};
 use crate::pipeline::with_retries;
 use crate::storage::{self, ObjectStore};
@@ -31,18 +31,29 @@ pub struct Located {
 /// A checksum the download must match, and where it comes from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Reference {
-    /// `catalog`, `sidecar` (the `.sha256` object) or `metadata`.
-    pub source: &'static str,
+    pub source: ReferenceKind,
     pub sha256: String,
+}
+
+/// Where a [`Reference`] checksum was read.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReferenceKind {
+    /// The catalog row.
+    Catalog,
+    /// The `.sha256` object next to the archive.
+    Sidecar,
+    /// The object's `x-amz-meta-sha256`.
+    Metadata,
 }
 
 impl Reference {
     /// The source in operator words.
     pub fn describe(&self) -> &'static str {
         match self.source {
-            "catalog" => "catalog",
-            "sidecar" => "checksum file",
-            _ => "object metadata",
+            ReferenceKind::Catalog => "catalog",
+            ReferenceKind::Sidecar => "checksum file",
+            ReferenceKind::Metadata => "object metadata",
         }
     }
 }
@@ -73,7 +84,7 @@ pub async fn locate(config: &Config, catalog: &Arc<Catalog>, archive: &str) -> R
     let key = archive.to_string();
     if let Some(row) = super::blocking(move || cat.archive_by_key(&key)).await?
         && server_of(config, &row).is_some()
-        && row.status != "failed"
+        && row.status != ArchiveStatus::Failed
     {
         return from_row(config, row);
     }
@@ -81,7 +92,7 @@ pub async fn locate(config: &Config, catalog: &Arc<Catalog>, archive: &str) -> R
 }
 
 fn from_row(config: &Config, row: ArchiveRow) -> Result<Located, RestoreError> {
-    if matches!(row.status.as_str(), "failed" | "uploading") {
+    if matches!(row.status, ArchiveStatus::Failed | ArchiveStatus::Uploading) {
         return Err(RestoreError::NotStored {
             id: row.id,
             status: row.status,
@@ -93,7 +104,7 @@ fn from_row(config: &Config, row: ArchiveRow) -> Result<Located, RestoreError> {
             location: format!("{}/{}", row.endpoint, row.bucket),
         });
     };
-    if row.status != "complete" {
+    if row.status != ArchiveStatus::Complete {
         tracing::warn!(id = row.id, status = %row.status, "The catalog marks this archive {}; trying anyway.", row.status);
     }
     let store = storage::open(server)?;
@@ -151,19 +162,19 @@ pub async fn references(located: &Located) -> (Vec<Reference>, Vec<String>) {
     let mut warnings = Vec::new();
     if let Some(sha) = located.row.as_ref().and_then(|r| r.sha256.clone()) {
         refs.push(Reference {
-            source: "catalog",
+            source: ReferenceKind::Catalog,
             sha256: sha.to_ascii_lowercase(),
         });
     }
     if let Some(sha) = located.metadata.get("sha256").and_then(|s| storage::parse_sidecar(s)) {
         refs.push(Reference {
-            source: "metadata",
+            source: ReferenceKind::Metadata,
             sha256: sha,
         });
     }
     match with_retries(RETRIES, || storage::read_sidecar(located.store.as_ref(), &located.key)).await {
         Ok(Some(sha)) => refs.push(Reference {
-            source: "sidecar",
+            source: ReferenceKind::Sidecar,
             sha256: sha,
         }),
         Ok(None) => {}

@@ -50,7 +50,10 @@ pub enum RestoreError {
     #[error("no archive with id {0} in the catalog (see `sitebackup list --all`)")]
     UnknownId(i64),
     #[error("archive {id} is {status} in the catalog: it was never stored; pick a complete one from `sitebackup list`")]
-    NotStored { id: i64, status: String },
+    NotStored {
+        id: i64,
+        status: crate::catalog::ArchiveStatus,
+    },
     #[error(
         "archive {id} is stored on {location}, which is not a configured server; configure a server with that endpoint and bucket"
     )]

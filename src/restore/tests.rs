@@ -86,7 +86,7 @@ async fn a_good_archive_is_published_with_nothing_else_left() {
     assert_eq!(
         report.checked_against,
         vec![Reference {
-            source: "sidecar",
+            source: super::locate::ReferenceKind::Sidecar,
             sha256: sha.clone()
         }]
     );

@@ -9,7 +9,7 @@
 //! Safety rules that no policy overrides: the newest `complete` archive is
 //! always kept, and a policy with no rule at all keeps everything.
 
-use crate::catalog::ArchiveRow;
+use crate::catalog::{ArchiveRow, ArchiveStatus};
 use crate::config::RawRetention;
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use serde::Serialize;
@@ -117,7 +117,7 @@ fn created(a: &ArchiveRow) -> Option<DateTime<Utc>> {
 pub fn plan_retention(archives: &[ArchiveRow], policy: &RetentionPolicy, now: DateTime<Utc>) -> RetentionPlan {
     let mut complete: Vec<(&ArchiveRow, DateTime<Utc>)> = archives
         .iter()
-        .filter(|a| a.status == "complete")
+        .filter(|a| a.status == ArchiveStatus::Complete)
         .filter_map(|a| created(a).map(|t| (a, t)))
         .collect();
     // Newest first; id breaks ties deterministically.

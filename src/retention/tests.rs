@@ -13,7 +13,7 @@ fn row(id: i64, created_at: &str, status: &str) -> ArchiveRow {
         size_bytes: 100,
         sha256: None,
         created_at: created_at.into(),
-        status: status.into(),
+        status: status.parse().unwrap(),
         error: None,
         verified_at: None,
         verify_ok: None,

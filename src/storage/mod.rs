@@ -164,17 +164,7 @@ pub fn open(server: &ServerConfig) -> StorageResult<Arc<dyn ObjectStore>> {
     })
 }
 
-/// Key of the checksum sidecar stored next to each archive, in
-/// `sha256sum` format. S3 cannot add metadata when a multipart upload
-/// completes, and the checksum is only known then.
-pub fn sidecar_key(key: &str) -> String {
-    format!("{key}.sha256")
-}
-
-/// The archive key a sidecar key belongs to.
-pub fn sidecar_owner(key: &str) -> Option<&str> {
-    key.strip_suffix(".sha256")
-}
+pub use crate::layout::{sidecar_key, sidecar_owner};
 
 /// The checksum in a sidecar's text (`sha256sum` format: `<hex>  <name>`),
 /// lower-cased, or `None` when it is not 64 hex digits.
@@ -217,8 +207,6 @@ mod tests {
         assert_eq!(parse_sidecar("abc  x.tar.zst\n"), None);
         assert_eq!(parse_sidecar(&format!("{}  x", "g".repeat(64))), None);
         assert_eq!(parse_sidecar(""), None);
-        assert_eq!(sidecar_owner("a/b.tar.zst.sha256"), Some("a/b.tar.zst"));
-        assert_eq!(sidecar_owner("a/b.tar.zst"), None);
     }
 
     #[test]
