@@ -65,6 +65,38 @@ impl Owner {
     }
 }
 
+/// The stable identity of a storage location: the endpoint and bucket
+/// (`local` and the directory for a `local` target). Catalog rows and usage
+/// are keyed by it, so renumbering servers keeps their history, and a node
+/// and the master name a provider the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ServerRef {
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl ServerRef {
+    pub fn new(endpoint: impl Into<String>, bucket: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            bucket: bucket.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.endpoint == LOCAL_ENDPOINT {
+            write!(f, "local:{}", self.bucket)
+        } else {
+            write!(f, "{}/{}", self.endpoint, self.bucket)
+        }
+    }
+}
+
+/// The `endpoint` of a `local` directory target.
+pub const LOCAL_ENDPOINT: &str = "local";
+
 /// Where in the layout an archive sits: which installation, and in node
 /// mode which site uuid.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

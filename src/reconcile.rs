@@ -26,10 +26,9 @@
 //! missing because of a network error.
 
 use crate::catalog::{ArchiveRow, ArchiveStatus, Catalog, CatalogError, ImportedArchive, UploadingRow};
-use crate::config::ServerConfig;
 use crate::layout::{ARCHIVE_SUFFIX, ArchiveKey, Owner, is_safe_name, site_of_key};
-use crate::pipeline::with_retries;
-use crate::storage::{self, ObjectInfo, ObjectStore, PendingUpload, StorageResult};
+use crate::storage::with_retries;
+use crate::storage::{self, ObjectInfo, ObjectStore, PendingUpload, StorageResult, Target};
 use chrono::DateTime;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -327,16 +326,11 @@ pub struct ApplyReport {
 /// Carry out one server's plan: catalog corrections first, then aborts and
 /// sidecar deletions on the server. Every step is attempted; failures are
 /// collected.
-pub async fn apply(
-    plan: &ServerPlan,
-    server: &ServerConfig,
-    store: &dyn ObjectStore,
-    catalog: &Arc<Catalog>,
-) -> ApplyReport {
+pub async fn apply(plan: &ServerPlan, server: &Target, store: &dyn ObjectStore, catalog: &Arc<Catalog>) -> ApplyReport {
     let mut report = ApplyReport::default();
     let cat = catalog.clone();
     let p = plan.clone();
-    let (endpoint, bucket, server_id) = (server.endpoint_label(), server.bucket_label(), server.id);
+    let (location, server_id) = (server.location.clone(), server.id);
     let catalog_result = tokio::task::spawn_blocking(move || {
         let mut changes = 0;
         let mut errors = Vec::new();
@@ -351,8 +345,7 @@ pub async fn apply(
                     .import_archive(&ImportedArchive {
                         site: i.site.clone(),
                         server_id,
-                        endpoint: endpoint.clone(),
-                        bucket: bucket.clone(),
+                        location: location.clone(),
                         key: i.key.clone(),
                         size_bytes: i.size_bytes,
                         sha256: i.sha256.clone(),
@@ -378,7 +371,7 @@ pub async fn apply(
             );
             note(format!("mark the interrupted upload of {} failed", s.key), r);
         }
-        let usage = cat.usage(&endpoint, &bucket);
+        let usage = cat.usage(&location);
         (changes, errors, usage)
     })
     .await;

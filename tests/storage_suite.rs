@@ -94,7 +94,7 @@ async fn s3_store_passes_the_suite() {
         }),
     };
     let prefix = format!("{}/", ws.host_id);
-    suite(storage::open(&server).unwrap(), &prefix).await;
+    suite(storage::Target::from_config(&server, 0).store().unwrap(), &prefix).await;
     // Cross-check with an independent client: nothing left under the prefix.
     assert!(rig.keys(&rig.buckets[0], &prefix).is_empty());
     assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
@@ -110,5 +110,9 @@ async fn local_store_passes_the_suite() {
             path: ws.path().join("bucket"),
         },
     };
-    suite(storage::open(&server).unwrap(), &format!("{}/", ws.host_id)).await;
+    suite(
+        storage::Target::from_config(&server, 0).store().unwrap(),
+        &format!("{}/", ws.host_id),
+    )
+    .await;
 }

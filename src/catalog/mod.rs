@@ -13,6 +13,7 @@ mod state;
 pub use ops::{ImportedArchive, UploadingRow};
 pub use state::{ArchiveStatus, AttemptOutcome, RunOutcome};
 
+use crate::layout::ServerRef;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -125,8 +126,7 @@ pub struct NewArchive<'a> {
     pub run_id: i64,
     pub site: &'a str,
     pub server_id: u32,
-    pub endpoint: &'a str,
-    pub bucket: &'a str,
+    pub location: &'a ServerRef,
     pub key: &'a str,
     pub created_at: &'a str,
 }
@@ -151,6 +151,13 @@ pub struct RunRow {
     pub error: Option<String>,
     pub warnings: Vec<String>,
     pub attempts: Vec<Attempt>,
+}
+
+impl ArchiveRow {
+    /// The server the archive was stored on.
+    pub fn location(&self) -> ServerRef {
+        ServerRef::new(self.endpoint.clone(), self.bucket.clone())
+    }
 }
 
 pub struct Catalog {
@@ -245,7 +252,15 @@ impl Catalog {
             c.execute(
                 "INSERT INTO s3_archives (run_id, site, server_id, endpoint, bucket, key, created_at, status)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'uploading')",
-                params![a.run_id, a.site, a.server_id, a.endpoint, a.bucket, a.key, a.created_at],
+                params![
+                    a.run_id,
+                    a.site,
+                    a.server_id,
+                    a.location.endpoint,
+                    a.location.bucket,
+                    a.key,
+                    a.created_at
+                ],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -284,12 +299,12 @@ impl Catalog {
     }
 
     /// Sum of `complete` archive sizes stored on a server. Servers are
-    /// identified by endpoint and bucket, so renumbering them keeps usage.
-    pub fn usage(&self, endpoint: &str, bucket: &str) -> CatalogResult<u64> {
+    /// identified by their [`ServerRef`], so renumbering them keeps usage.
+    pub fn usage(&self, location: &ServerRef) -> CatalogResult<u64> {
         self.with(|c| {
             c.query_row(
                 "SELECT COALESCE(SUM(size_bytes), 0) FROM s3_archives WHERE endpoint = ?1 AND bucket = ?2 AND status = 'complete'",
-                params![endpoint, bucket],
+                params![location.endpoint, location.bucket],
                 |r| r.get::<_, i64>(0),
             )
             .map(|v| v.max(0) as u64)
@@ -492,13 +507,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> CatalogResult<()> {
 mod tests {
     use super::*;
 
-    fn new_archive<'a>(run_id: i64, key: &'a str, created_at: &'a str) -> NewArchive<'a> {
+    fn here() -> ServerRef {
+        ServerRef::new("h:1", "b")
+    }
+
+    fn new_archive<'a>(location: &'a ServerRef, run_id: i64, key: &'a str, created_at: &'a str) -> NewArchive<'a> {
         NewArchive {
             run_id,
             site: "blog",
             server_id: 1,
-            endpoint: "h:1",
-            bucket: "b",
+            location,
             key,
             created_at,
         }
@@ -508,21 +526,22 @@ mod tests {
     fn usage_counts_only_complete_archives() {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(dir.path()).unwrap();
+        let loc = here();
         let run = cat.start_run("blog", "manual").unwrap();
         let a = cat
-            .insert_uploading(&new_archive(run, "k1", "2024-01-01T00:00:00Z"))
+            .insert_uploading(&new_archive(&loc, run, "k1", "2024-01-01T00:00:00Z"))
             .unwrap();
         let b = cat
-            .insert_uploading(&new_archive(run, "k2", "2024-01-02T00:00:00Z"))
+            .insert_uploading(&new_archive(&loc, run, "k2", "2024-01-02T00:00:00Z"))
             .unwrap();
         let _c = cat
-            .insert_uploading(&new_archive(run, "k3", "2024-01-03T00:00:00Z"))
+            .insert_uploading(&new_archive(&loc, run, "k3", "2024-01-03T00:00:00Z"))
             .unwrap();
-        assert_eq!(cat.usage("h:1", "b").unwrap(), 0);
+        assert_eq!(cat.usage(&here()).unwrap(), 0);
         cat.mark_complete(a, 1000, "aa").unwrap();
         cat.mark_failed(b, "boom").unwrap();
-        assert_eq!(cat.usage("h:1", "b").unwrap(), 1000);
-        assert_eq!(cat.usage("h:1", "other").unwrap(), 0);
+        assert_eq!(cat.usage(&here()).unwrap(), 1000);
+        assert_eq!(cat.usage(&ServerRef::new("h:1", "other")).unwrap(), 0);
         assert_eq!(cat.last_archive_size("blog").unwrap(), Some(1000));
         assert!(cat.key_exists("k1").unwrap());
         assert!(!cat.key_exists("k2").unwrap());
@@ -548,8 +567,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = Catalog::open(dir.path()).unwrap();
         let run = writer.start_run("blog", "manual").unwrap();
+        let loc = here();
         writer
-            .insert_uploading(&new_archive(run, "k1", "2024-01-01T00:00:00Z"))
+            .insert_uploading(&new_archive(&loc, run, "k1", "2024-01-01T00:00:00Z"))
             .unwrap();
         // Hold a write transaction open on the writer.
         writer

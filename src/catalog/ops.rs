@@ -4,6 +4,7 @@
 //! `complete` rows, so these corrections are what fixes usage.
 
 use super::{ARCHIVE_COLUMNS as COLUMNS, ArchiveRow, Catalog, CatalogResult, now_rfc3339, row_to_archive};
+use crate::layout::ServerRef;
 use rusqlite::{OptionalExtension, params};
 
 /// An object found in a bucket that the catalog did not know as complete.
@@ -11,8 +12,7 @@ use rusqlite::{OptionalExtension, params};
 pub struct ImportedArchive {
     pub site: String,
     pub server_id: u32,
-    pub endpoint: String,
-    pub bucket: String,
+    pub location: ServerRef,
     pub key: String,
     pub size_bytes: u64,
     pub sha256: Option<String>,
@@ -28,6 +28,13 @@ pub struct UploadingRow {
     pub bucket: String,
     pub key: String,
     pub upload_id: Option<String>,
+}
+
+impl UploadingRow {
+    /// The server the upload went to.
+    pub fn location(&self) -> ServerRef {
+        ServerRef::new(self.endpoint.clone(), self.bucket.clone())
+    }
 }
 
 impl Catalog {
@@ -47,12 +54,12 @@ impl Catalog {
     }
 
     /// Every row (any status) recorded on one server.
-    pub fn archives_on(&self, endpoint: &str, bucket: &str) -> CatalogResult<Vec<ArchiveRow>> {
+    pub fn archives_on(&self, location: &ServerRef) -> CatalogResult<Vec<ArchiveRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM s3_archives WHERE endpoint = ?1 AND bucket = ?2 ORDER BY key, id"
             ))?;
-            let rows = stmt.query_map(params![endpoint, bucket], row_to_archive)?;
+            let rows = stmt.query_map(params![location.endpoint, location.bucket], row_to_archive)?;
             rows.collect()
         })
     }
@@ -125,8 +132,8 @@ impl Catalog {
                 params![
                     a.site,
                     a.server_id,
-                    a.endpoint,
-                    a.bucket,
+                    a.location.endpoint,
+                    a.location.bucket,
                     a.key,
                     a.size_bytes as i64,
                     a.sha256,
@@ -159,8 +166,7 @@ mod tests {
         ImportedArchive {
             site: "blog".into(),
             server_id: 1,
-            endpoint: "h:1".into(),
-            bucket: "b".into(),
+            location: ServerRef::new("h:1", "b"),
             key: key.into(),
             size_bytes: size,
             sha256: Some("ab".repeat(32)),
@@ -175,7 +181,7 @@ mod tests {
         let id = cat
             .import_archive(&imported("h/2024/12/25/blog-backup-20241225-083000.tar.zst", 100))
             .unwrap();
-        assert_eq!(cat.usage("h:1", "b").unwrap(), 100);
+        assert_eq!(cat.usage(&ServerRef::new("h:1", "b")).unwrap(), 100);
         let row = cat
             .archive_by_key("h/2024/12/25/blog-backup-20241225-083000.tar.zst")
             .unwrap()
@@ -184,15 +190,15 @@ mod tests {
         assert_eq!(row.sha256.as_deref(), Some("ab".repeat(32).as_str()));
 
         cat.update_size(id, 150).unwrap();
-        assert_eq!(cat.usage("h:1", "b").unwrap(), 150);
+        assert_eq!(cat.usage(&ServerRef::new("h:1", "b")).unwrap(), 150);
         cat.mark_missing(id).unwrap();
-        assert_eq!(cat.usage("h:1", "b").unwrap(), 0);
+        assert_eq!(cat.usage(&ServerRef::new("h:1", "b")).unwrap(), 0);
         assert_eq!(cat.archive(id).unwrap().unwrap().status, ArchiveStatus::Missing);
         cat.mark_present(id, 120, None).unwrap();
         let row = cat.archive(id).unwrap().unwrap();
         assert_eq!((row.status, row.size_bytes), (ArchiveStatus::Complete, 120));
         assert_eq!(row.sha256.as_deref(), Some("ab".repeat(32).as_str()), "checksum kept");
-        assert_eq!(cat.usage("h:1", "b").unwrap(), 120);
+        assert_eq!(cat.usage(&ServerRef::new("h:1", "b")).unwrap(), 120);
     }
 
     #[test]
@@ -200,12 +206,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(dir.path()).unwrap();
         let run = cat.start_run("blog", "manual").unwrap();
+        let here = ServerRef::new("h:1", "b");
         let new = |server_id| NewArchive {
             run_id: run,
             site: "blog",
             server_id,
-            endpoint: "h:1",
-            bucket: "b",
+            location: &here,
             key: "k",
             created_at: "2024-01-01T00:00:00Z",
         };
@@ -214,7 +220,7 @@ mod tests {
         let failed = cat.insert_uploading(&new(2)).unwrap();
         cat.set_upload_id(failed, "up-1").unwrap();
         assert_eq!(cat.archive_by_key("k").unwrap().unwrap().id, done);
-        assert_eq!(cat.archives_on("h:1", "b").unwrap().len(), 2);
+        assert_eq!(cat.archives_on(&here).unwrap().len(), 2);
         let uploading = cat.uploading_rows().unwrap();
         assert_eq!(uploading.len(), 1);
         assert_eq!(uploading[0].upload_id.as_deref(), Some("up-1"));

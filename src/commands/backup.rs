@@ -5,6 +5,7 @@ use crate::catalog::RunOutcome;
 use crate::cli::BackupArgs;
 use crate::config::{Config, ConfigError, Problem};
 use crate::pipeline::{BackupJob, BackupReport, Progress};
+use crate::storage::{ConfigSource, ServerSource};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Result<u8> {
     let sites = select_sites(config, args)?;
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    let source: Arc<dyn ServerSource> = Arc::new(ConfigSource::new(config, Some(catalog.clone())));
     let config = Arc::new(config.clone());
     let cancel = CancellationToken::new();
     let interrupt = cancel.clone();
@@ -33,6 +35,7 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
             config: config.clone(),
             site,
             catalog: catalog.clone(),
+            source: source.clone(),
             trigger: "manual",
             progress,
             cancel: cancel.clone(),

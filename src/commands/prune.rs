@@ -4,6 +4,7 @@ use crate::catalog::Catalog;
 use crate::cli::PruneArgs;
 use crate::config::{Config, ConfigError, Problem};
 use crate::retention::prune_site;
+use crate::storage::ConfigSource;
 use std::sync::Arc;
 
 pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Result<u8> {
@@ -18,11 +19,12 @@ pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Resul
         None => config.sites.clone(),
     };
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    let source = ConfigSource::new(config, Some(catalog.clone()));
     let now = chrono::Utc::now();
     let mut failed = false;
     let mut docs = Vec::new();
     for site in &sites {
-        let (plan, results) = prune_site(config, &catalog, site, now, args.dry_run)
+        let (plan, results) = prune_site(&source, &catalog, site, now, args.dry_run)
             .await
             .map_err(anyhow::Error::msg)?;
         failed |= results.iter().any(|r| !r.deleted);

@@ -7,7 +7,7 @@ use crate::cli::ReconcileArgs;
 use crate::config::Config;
 use crate::lock::SiteLock;
 use crate::reconcile::{self, ApplyReport, PlanInput, ServerPlan};
-use crate::storage;
+use crate::storage::{ConfigSource, Purpose, ServerSource};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,10 +24,10 @@ struct ServerResult {
 }
 
 pub async fn run(config: &Config, args: &ReconcileArgs, json: bool) -> anyhow::Result<u8> {
-    if config.servers.is_empty() {
-        anyhow::bail!("No S3 servers configured");
-    }
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    let targets = ConfigSource::new(config, Some(catalog.clone()))
+        .servers(Purpose::Read)
+        .await?;
     let owner = config.owner();
     let prefix = owner.prefix();
     let cat = catalog.clone();
@@ -40,24 +40,23 @@ pub async fn run(config: &Config, args: &ReconcileArgs, json: bool) -> anyhow::R
     }
 
     let mut results = Vec::new();
-    for server in &config.servers {
-        let (endpoint, bucket) = (server.endpoint_label(), server.bucket_label());
+    for server in &targets {
         let mut result = ServerResult {
             server_id: server.id,
-            server: server.to_string(),
+            server: server.name.clone(),
             error: None,
             plan: None,
             applied: None,
         };
         let cat = catalog.clone();
-        let (ep, b) = (endpoint.clone(), bucket.clone());
-        let rows = tokio::task::spawn_blocking(move || cat.archives_on(&ep, &b)).await??;
+        let location = server.location.clone();
+        let rows = tokio::task::spawn_blocking(move || cat.archives_on(&location)).await??;
         let server_uploading: Vec<_> = uploading
             .iter()
-            .filter(|u| u.endpoint == endpoint && u.bucket == bucket)
+            .filter(|u| u.location() == server.location)
             .cloned()
             .collect();
-        let gathered = match storage::open(server) {
+        let gathered = match server.store() {
             Ok(store) => reconcile::gather(store.as_ref(), &prefix, &rows)
                 .await
                 .map(|inv| (store, inv)),

@@ -3,8 +3,9 @@
 use super::mb;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::storage;
+use crate::storage::{ConfigSource, Purpose, ServerSource};
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Debug, Serialize)]
 struct ServerReport {
@@ -12,6 +13,8 @@ struct ServerReport {
     name: String,
     endpoint: String,
     bucket: String,
+    #[serde(skip)]
+    local: bool,
     usage_bytes: u64,
     limit_bytes: u64,
     ok: bool,
@@ -20,12 +23,13 @@ struct ServerReport {
 }
 
 pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
-    let catalog = Catalog::open(&config.state_dir)?;
+    let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let prefix = config.owner().prefix();
-    let checks = config.servers.iter().map(|server| {
+    let targets = ConfigSource::new(config, Some(catalog)).servers(Purpose::Read).await?;
+    let checks = targets.iter().map(|server| {
         let prefix = prefix.clone();
         async move {
-            match storage::open(server) {
+            match server.store() {
                 Ok(store) => store.check(&prefix).await,
                 Err(e) => Err(e),
             }
@@ -33,19 +37,19 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
     });
     let results = futures::future::join_all(checks).await;
     let mut reports = Vec::new();
-    for (server, result) in config.servers.iter().zip(results) {
-        let usage_bytes = catalog.usage(&server.endpoint_label(), &server.bucket_label())?;
+    for (server, result) in targets.iter().zip(results) {
         let (ok, status, error) = match result {
             Ok(()) => (true, "ok", None),
             Err(e) => (false, e.kind(), Some(e.to_string())),
         };
         reports.push(ServerReport {
             id: server.id,
-            name: server.to_string(),
-            endpoint: server.endpoint_label(),
-            bucket: server.bucket_label(),
-            usage_bytes,
-            limit_bytes: server.storage_limit_bytes,
+            name: server.name.clone(),
+            endpoint: server.location.endpoint.clone(),
+            bucket: server.location.bucket.clone(),
+            local: server.is_local,
+            usage_bytes: server.usage_bytes,
+            limit_bytes: server.limit_bytes,
             ok,
             status,
             error,
@@ -69,7 +73,7 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
                 r.limit_bytes as f64 / 1e9
             );
             match &r.error {
-                None if r.endpoint == "local" => println!("    Status: OK (directory writable)"),
+                None if r.local => println!("    Status: OK (directory writable)"),
                 None => println!("    Status: OK (reachable, credentials valid, bucket exists)"),
                 Some(e) => println!("    Status: FAILED ({}): {e}", r.status),
             }

@@ -7,11 +7,13 @@ use crate::catalog::{Catalog, ListFilter};
 use crate::cli::VerifyArgs;
 use crate::config::{Config, ConfigError, Problem};
 use crate::restore::{self, DownloadProgress, VerifyReport};
+use crate::storage::ConfigSource;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
 pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<u8> {
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
+    let source = ConfigSource::new(config, Some(catalog.clone()));
     let targets: Vec<String> = if args.all {
         let cat = catalog.clone();
         tokio::task::spawn_blocking(move || cat.list(&ListFilter::default()))
@@ -35,7 +37,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     let show_bar = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     for archive in &targets {
-        let report = match restore::locate(config, &catalog, archive).await {
+        let report = match restore::locate(&source, &catalog, archive).await {
             Err(e) => VerifyReport::failed(archive, e.to_string()),
             Ok(located) => {
                 let progress = Arc::new(DownloadProgress::default());

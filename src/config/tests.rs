@@ -1,4 +1,7 @@
+use super::load::read_toml;
+use super::site::build_hooks;
 use super::*;
+use std::collections::BTreeMap;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

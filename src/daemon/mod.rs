@@ -28,7 +28,7 @@ use crate::catalog::RunOutcome;
 use crate::config::{self, Config, LoadOptions};
 use crate::lock::SiteLock;
 use crate::pipeline::{BackupJob, Progress};
-use crate::storage;
+use crate::storage::{ConfigSource, Purpose, ServerSource};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -223,6 +223,8 @@ fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>) {
 /// uploads — only for sites whose lock we can take (a CLI backup running
 /// now keeps its own).
 async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
+    let source = ConfigSource::new(config, Some(catalog.clone()));
+    let targets = source.servers(Purpose::Read).await.unwrap_or_default();
     let mut held: BTreeMap<String, SiteLock> = BTreeMap::new();
     for site in &config.sites {
         if let Ok(l) = SiteLock::try_acquire(&config.state_dir, &site.name) {
@@ -243,14 +245,11 @@ async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
                 // A stop between the server's completion and the catalog
                 // write leaves a whole object under a failed row.
                 for row in rows {
-                    let server = config
-                        .servers
-                        .iter()
-                        .find(|s| s.endpoint_label() == row.endpoint && s.bucket_label() == row.bucket);
-                    if let Some(store) = server.and_then(|s| storage::open(s).ok()) {
+                    let server = targets.iter().find(|t| t.location == row.location());
+                    if let Some(store) = server.and_then(|s| s.store().ok()) {
                         let _ = tokio::time::timeout(
                             Duration::from_secs(20),
-                            crate::pipeline::remove_orphan(store.as_ref(), &row.key),
+                            crate::storage::remove_orphan(store.as_ref(), &row.key),
                         )
                         .await;
                     }
@@ -260,13 +259,13 @@ async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
             _ => {}
         }
     }
-    let prefix = format!("{}/", config.host_id);
-    let cleanups = config.servers.iter().map(|server| {
+    let prefix = config.owner().prefix();
+    let cleanups = targets.iter().map(|server| {
         let prefix = prefix.clone();
         let held = &held;
         let state_dir = config.state_dir.clone();
         async move {
-            let Ok(store) = storage::open(server) else { return };
+            let Ok(store) = server.store() else { return };
             let listed = tokio::time::timeout(Duration::from_secs(20), store.list_multipart(&prefix)).await;
             let uploads = match listed {
                 Ok(Ok(u)) => u,
@@ -397,6 +396,7 @@ async fn runner(
                     config: config.clone(),
                     site: site_cfg.clone(),
                     catalog: catalog.clone(),
+                    source: Arc::new(ConfigSource::new(&config, Some(catalog.clone()))),
                     trigger,
                     progress: Arc::new(Progress::default()),
                     cancel: abort_job.clone(),
@@ -453,7 +453,8 @@ async fn beating<T>(
 }
 
 async fn prune(config: &Config, catalog: &Arc<Catalog>, site: &config::SiteConfig) {
-    match crate::retention::prune_site(config, catalog, site, Utc::now(), false).await {
+    let source = ConfigSource::new(config, Some(catalog.clone()));
+    match crate::retention::prune_site(&source, catalog, site, Utc::now(), false).await {
         Ok((plan, results)) => {
             let deleted = results.iter().filter(|r| r.deleted).count();
             if !plan.remove.is_empty() {

@@ -23,7 +23,7 @@ pub use client::{ClientDefaults, client_command, dump_command, find_tool};
 pub use dump::{DatabaseDump, DumpInfo, dump};
 pub use import::{ImportReport, import_dump};
 
-use crate::config::{RawDatabase, Secret, read_secret_file};
+use crate::config::{DatabaseConfig, Secret};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -155,12 +155,15 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> 
 ///
 /// `restore --with-db` on a host where the site is not configured can pass
 /// the restored `DIR/files` as `site_path` and `None`.
-pub fn resolve(site_path: &Path, raw: Option<&RawDatabase>) -> Result<Option<DbSettings>, DatabaseError> {
+pub fn resolve(site_path: &Path, configured: Option<&DatabaseConfig>) -> Result<Option<DbSettings>, DatabaseError> {
     let wp_path = site_path.join("wp-config.php");
-    let raw = match raw {
-        Some(r) if r.enabled == Some(false) => return Ok(None),
+    let raw = match configured {
+        Some(r) if !r.enabled => return Ok(None),
         Some(r) => r.clone(),
-        None if wp_path.is_file() => RawDatabase::default(),
+        None if wp_path.is_file() => DatabaseConfig {
+            enabled: true,
+            ..Default::default()
+        },
         None => return Ok(None),
     };
     let has_name = raw.name.is_some();
@@ -198,20 +201,7 @@ pub fn resolve(site_path: &Path, raw: Option<&RawDatabase>) -> Result<Option<DbS
     check_db_name(&name)?;
 
     let (user, password) = if has_credentials {
-        let password = match (raw.password, raw.password_file) {
-            (Some(_), Some(_)) => {
-                return Err(DatabaseError::Settings(
-                    "set either [sites.database].password or password_file, not both".into(),
-                ));
-            }
-            (Some(p), None) => Some(Secret::new(p)),
-            (None, Some(file)) => Some(
-                read_secret_file(&file)
-                    .map_err(|m| DatabaseError::Settings(format!("[sites.database].password_file: {m}")))?,
-            ),
-            (None, None) => None,
-        };
-        (raw.user, password)
+        (raw.user, raw.password)
     } else if let Some(wp) = &wp {
         (Some(wp.user.clone()), Some(wp.password.clone()))
     } else {
@@ -250,17 +240,13 @@ pub fn resolve(site_path: &Path, raw: Option<&RawDatabase>) -> Result<Option<DbS
 
 /// The database name becomes the archive entry `database/{name}.sql`.
 pub fn check_db_name(name: &str) -> Result<(), DatabaseError> {
-    if name.is_empty() || name == "." || name == ".." || name.len() > 64 || name.contains(['/', '\\', '\0']) {
-        return Err(DatabaseError::Settings(format!(
-            "{name:?} is not a usable database name (1 to 64 characters, no '/', '\\' or NUL)"
-        )));
-    }
-    Ok(())
+    crate::config::check_db_name(name).map_err(DatabaseError::Settings)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RawDatabase;
     use std::os::unix::fs::PermissionsExt;
 
     const WP: &str = "<?php
@@ -269,6 +255,10 @@ define('DB_USER', 'wp_user');
 define('DB_PASSWORD', 'wp-secret');
 define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
 ";
+
+    fn cfg(raw: &RawDatabase) -> DatabaseConfig {
+        DatabaseConfig::from_raw(raw.clone()).unwrap()
+    }
 
     fn site(wp_config: Option<&str>) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -302,7 +292,7 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
             enabled: Some(false),
             ..Default::default()
         };
-        assert_eq!(resolve(dir.path(), Some(&raw)).unwrap(), None);
+        assert_eq!(resolve(dir.path(), Some(&cfg(&raw))).unwrap(), None);
     }
 
     #[test]
@@ -314,7 +304,7 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
             port: Some(3307),
             ..Default::default()
         };
-        let s = resolve(dir.path(), Some(&raw)).unwrap().unwrap();
+        let s = resolve(dir.path(), Some(&cfg(&raw))).unwrap().unwrap();
         assert_eq!(s.name, "other_db");
         assert_eq!(s.user.as_deref(), Some("wp_user"), "credentials come from wp-config");
         assert_eq!(
@@ -331,7 +321,7 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
             user: Some("backup".into()),
             ..Default::default()
         };
-        let s = resolve(dir.path(), Some(&raw)).unwrap().unwrap();
+        let s = resolve(dir.path(), Some(&cfg(&raw))).unwrap().unwrap();
         assert_eq!((s.user.as_deref(), s.password), (Some("backup"), None));
         assert_eq!(s.name, "wp_db");
     }
@@ -346,11 +336,11 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
             socket: Some("/tmp/s.sock".into()),
             ..Default::default()
         };
-        let s = resolve(dir.path(), Some(&raw)).unwrap().unwrap();
+        let s = resolve(dir.path(), Some(&cfg(&raw))).unwrap().unwrap();
         assert_eq!(s.source, DbSource::Config);
         // Without the name, wp-config.php is needed and its problem reported.
         let raw = RawDatabase { name: None, ..raw };
-        let err = resolve(dir.path(), Some(&raw)).unwrap_err().to_string();
+        let err = resolve(dir.path(), Some(&cfg(&raw))).unwrap_err().to_string();
         assert!(err.contains("wp-config.php") && err.contains("DB_NAME"), "{err}");
     }
 
@@ -361,7 +351,7 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
             user: Some("u".into()),
             ..Default::default()
         };
-        let err = resolve(dir.path(), Some(&raw)).unwrap_err().to_string();
+        let err = resolve(dir.path(), Some(&cfg(&raw))).unwrap_err().to_string();
         assert!(err.contains("no database name"), "{err}");
     }
 
@@ -377,11 +367,11 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
             password_file: Some(file.clone()),
             ..Default::default()
         };
-        let err = resolve(dir.path(), Some(&raw)).unwrap_err().to_string();
+        let err = format!("{:?}", DatabaseConfig::from_raw(raw.clone()).unwrap_err());
         assert!(err.contains("world-readable"), "{err}");
         assert!(!err.contains("file-secret"), "{err}");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let s = resolve(dir.path(), Some(&raw)).unwrap().unwrap();
+        let s = resolve(dir.path(), Some(&cfg(&raw))).unwrap().unwrap();
         assert_eq!(s.password.as_ref().map(Secret::expose), Some("file-secret"));
     }
 

@@ -24,19 +24,22 @@ pub use plan::{Choice, ServerSlot, Skip, estimate_bytes, fail_over_after, part_s
 
 use crate::archive::{self, ArchiveSpec, DatabaseEntry, HashingWriter, PartSink};
 use crate::catalog::{Attempt, AttemptOutcome, Catalog, NewArchive, RunOutcome};
-use crate::config::{Config, ServerConfig, SiteConfig};
+use crate::config::{Config, SiteConfig};
 use crate::database::{self, DatabaseDump};
 use crate::hooks::{self, HookContext, HookStage};
 use crate::layout::ArchiveKey;
 use crate::lock::SiteLock;
-use crate::storage::{self, CompletedPart, ErrorClass, ObjectStore, StorageError};
+use crate::storage::{
+    self, CompletedPart, ObjectStore, Purpose, ServerSource, StorageError, Target, abort_with_retries, remove_orphan,
+    with_retries,
+};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +84,8 @@ pub struct BackupJob {
     pub config: Arc<Config>,
     pub site: SiteConfig,
     pub catalog: Arc<Catalog>,
+    /// Where the servers come from (the configuration, or a master's lease).
+    pub source: Arc<dyn ServerSource>,
     pub trigger: &'static str,
     pub progress: Arc<Progress>,
     pub cancel: CancellationToken,
@@ -210,17 +215,21 @@ impl BackupJob {
         let estimate = estimate_bytes(last, source_bytes, self.config.upload.size_margin_percent);
         info!(site = %site.name, source_bytes, estimate, "Backup started.");
 
-        let mut slots = Vec::new();
-        for server in &self.config.servers {
-            let cat = self.catalog.clone();
-            let (ep, b) = (server.endpoint_label(), server.bucket_label());
-            let usage = blocking(move || cat.usage(&ep, &b)).await?;
-            slots.push(ServerSlot {
-                id: server.id,
-                usage,
-                limit: server.storage_limit_bytes,
-            });
-        }
+        let targets = self
+            .source
+            .servers(Purpose::Upload {
+                estimated_bytes: estimate,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let slots: Vec<ServerSlot> = targets
+            .iter()
+            .map(|t| ServerSlot {
+                id: t.id,
+                usage: t.usage_bytes,
+                limit: t.limit_bytes,
+            })
+            .collect();
         let mut failures = Vec::new();
         for choice in plan_servers(&slots, estimate) {
             if self.cancel.is_cancelled() {
@@ -229,10 +238,9 @@ impl BackupJob {
             let id = match &choice {
                 Choice::Try(id) | Choice::Skip(id, _) => *id,
             };
-            let Some(server) = self.config.servers.iter().find(|s| s.id == id) else {
+            let Some(server) = targets.iter().find(|s| s.id == id) else {
                 continue;
             };
-            let usage = slots.iter().find(|s| s.id == id).map_or(0, |s| s.usage);
             if let Choice::Skip(_, skip) = choice {
                 let reason = skip.to_string();
                 info!(site = %site.name, server = server.id, "Skipping server: {reason}.");
@@ -241,7 +249,7 @@ impl BackupJob {
                 failures.push(format!("server {}: {reason}", server.id));
                 continue;
             }
-            let store = match storage::open(server) {
+            let store = match server.store() {
                 Ok(s) => s,
                 Err(e) => {
                     self.attempt(report, run_id, server, AttemptOutcome::Failed, &e.to_string())
@@ -251,7 +259,7 @@ impl BackupJob {
                 }
             };
             match self
-                .attempt_upload(run_id, server, store, usage, estimate, database.clone())
+                .attempt_upload(run_id, server, store, estimate, database.clone())
                 .await
             {
                 Ok((done, stats)) => {
@@ -380,13 +388,13 @@ impl BackupJob {
         &self,
         report: &mut BackupReport,
         run_id: i64,
-        server: &ServerConfig,
+        server: &Target,
         outcome: AttemptOutcome,
         reason: &str,
     ) -> Result<(), String> {
         let attempt = Attempt {
             server_id: server.id,
-            endpoint: server.location(),
+            endpoint: server.location.to_string(),
             outcome,
             reason: reason.to_string(),
         };
@@ -400,9 +408,8 @@ impl BackupJob {
     async fn attempt_upload(
         &self,
         run_id: i64,
-        server: &ServerConfig,
+        server: &Target,
         store: Arc<dyn ObjectStore>,
-        usage: u64,
         estimate: u64,
         database: Option<DatabaseEntry>,
     ) -> Result<(ArchiveDone, archive::ArchiveStats), AttemptError> {
@@ -410,10 +417,9 @@ impl BackupJob {
         let key = self.unique_key(now).await?;
         let created_at = crate::catalog::fmt_time(now);
         let cat = self.catalog.clone();
-        let (site, ep, bucket, k, c) = (
+        let (site, location, k, c) = (
             self.site.name.clone(),
-            server.endpoint_label(),
-            server.bucket_label(),
+            server.location.clone(),
             key.clone(),
             created_at.clone(),
         );
@@ -423,8 +429,7 @@ impl BackupJob {
                 run_id,
                 site: &site,
                 server_id: sid,
-                endpoint: &ep,
-                bucket: &bucket,
+                location: &location,
                 key: &k,
                 created_at: &c,
             })
@@ -438,7 +443,6 @@ impl BackupJob {
                 &store,
                 &key,
                 &created_at,
-                usage,
                 estimate,
                 row_id,
                 database,
@@ -476,11 +480,10 @@ impl BackupJob {
     #[allow(clippy::too_many_arguments)]
     async fn stream_to(
         &self,
-        server: &ServerConfig,
+        server: &Target,
         store: &Arc<dyn ObjectStore>,
         key: &str,
         created_at: &str,
-        usage: u64,
         estimate: u64,
         row_id: i64,
         database: Option<DatabaseEntry>,
@@ -531,7 +534,7 @@ impl BackupJob {
             Ok::<_, std::io::Error>((stats, sha, size))
         });
 
-        let limit = server.storage_limit_bytes;
+        let (usage, limit) = (server.usage_bytes, server.limit_bytes);
         let mut in_flight: JoinSet<Result<CompletedPart, StorageError>> = JoinSet::new();
         let mut parts: Vec<CompletedPart> = Vec::new();
         let mut queued_bytes: u64 = 0;
@@ -640,53 +643,6 @@ async fn upload_part_task(
     .await?;
     progress.uploaded.fetch_add(len, Ordering::Relaxed);
     Ok(part)
-}
-
-/// Run `op`, retrying errors classed [`ErrorClass::Retry`] up to `retries`
-/// times with exponential backoff (250 ms, 500 ms, 1 s, …).
-pub async fn with_retries<T, F, Fut>(retries: u32, mut op: F) -> Result<T, StorageError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StorageError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Err(e) if e.class() == ErrorClass::Retry && attempt < retries => {
-                let delay = Duration::from_millis(250u64 << attempt.min(6));
-                warn!("Retrying in {delay:?} after: {e}");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Abort a multipart upload, retrying a few times: a dangling upload keeps
-/// costing storage on most providers.
-async fn abort_with_retries(store: &dyn ObjectStore, key: &str, upload_id: &str) {
-    match with_retries(3, || store.abort_multipart(key, upload_id)).await {
-        Ok(()) => info!(key, "Aborted the partial upload."),
-        Err(e) => warn!(
-            key,
-            upload_id, "Could not abort the partial upload; `sitebackup reconcile` will clean it up: {e}"
-        ),
-    }
-}
-
-/// Delete `key` and its checksum sidecar if they exist (best effort).
-pub(crate) async fn remove_orphan(store: &dyn ObjectStore, key: &str) {
-    if let Ok(Some(_)) = store.head(key).await {
-        warn!(key, "The failed upload left a complete object behind; deleting it.");
-        for k in [key.to_string(), storage::sidecar_key(key)] {
-            if let Err(e) = with_retries(2, || store.delete(&k)).await
-                && !matches!(e, StorageError::NotFound { .. })
-            {
-                warn!(key = %k, "Could not delete the orphan object; `sitebackup reconcile` reports it: {e}");
-            }
-        }
-    }
 }
 
 async fn blocking<T: Send + 'static>(

@@ -5,9 +5,8 @@
 
 use super::RestoreError;
 use crate::catalog::{ArchiveRow, ArchiveStatus, Catalog};
-use crate::config::{Config, ServerConfig};
-use crate::pipeline::with_retries;
-use crate::storage::{self, ObjectStore};
+use crate::storage::with_retries;
+use crate::storage::{self, ObjectStore, Purpose, ServerSource, SourceError, Target};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ const RETRIES: u32 = 2;
 
 /// An archive that was found, and the server it is on.
 pub struct Located {
-    pub server: ServerConfig,
+    pub server: Target,
     pub store: Arc<dyn ObjectStore>,
     pub key: String,
     /// The catalog row, when the catalog knows the archive.
@@ -58,58 +57,57 @@ impl Reference {
     }
 }
 
-/// The configured server a catalog row lives on (same endpoint and bucket:
-/// server numbers may change, locations do not).
-pub fn server_of<'a>(config: &'a Config, row: &ArchiveRow) -> Option<&'a ServerConfig> {
-    config
-        .servers
-        .iter()
-        .find(|s| s.endpoint_label() == row.endpoint && s.bucket_label() == row.bucket)
-}
-
-/// Resolve `archive` (a catalog id or an object key).
-pub async fn locate(config: &Config, catalog: &Arc<Catalog>, archive: &str) -> Result<Located, RestoreError> {
+/// Resolve `archive` (a catalog id or an object key) against the servers
+/// of `source`.
+pub async fn locate(source: &dyn ServerSource, catalog: &Arc<Catalog>, archive: &str) -> Result<Located, RestoreError> {
     let archive = archive.trim();
     if archive.is_empty() || archive.ends_with('/') {
         return Err(RestoreError::BadName(archive.to_string()));
     }
+    let targets = match source.servers(Purpose::Read).await {
+        Ok(t) => t,
+        Err(SourceError::NoServers) => return Err(RestoreError::NoServers),
+        Err(e) => return Err(RestoreError::Source(e.to_string())),
+    };
+    let server_of = |row: &ArchiveRow| targets.iter().find(|t| t.location == row.location()).cloned();
     if let Ok(id) = archive.parse::<i64>() {
         let cat = catalog.clone();
         let row = super::blocking(move || cat.archive(id))
             .await?
             .ok_or(RestoreError::UnknownId(id))?;
-        return from_row(config, row);
+        let server = server_of(&row);
+        return from_row(server, row);
     }
     let cat = catalog.clone();
     let key = archive.to_string();
     if let Some(row) = super::blocking(move || cat.archive_by_key(&key)).await?
-        && server_of(config, &row).is_some()
+        && let Some(server) = server_of(&row)
         && row.status != ArchiveStatus::Failed
     {
-        return from_row(config, row);
+        return from_row(Some(server), row);
     }
-    search(config, archive).await
+    search(&targets, archive).await
 }
 
-fn from_row(config: &Config, row: ArchiveRow) -> Result<Located, RestoreError> {
+fn from_row(server: Option<Target>, row: ArchiveRow) -> Result<Located, RestoreError> {
     if matches!(row.status, ArchiveStatus::Failed | ArchiveStatus::Uploading) {
         return Err(RestoreError::NotStored {
             id: row.id,
             status: row.status,
         });
     }
-    let Some(server) = server_of(config, &row) else {
+    let Some(server) = server else {
         return Err(RestoreError::ServerNotConfigured {
             id: row.id,
-            location: format!("{}/{}", row.endpoint, row.bucket),
+            location: row.location().to_string(),
         });
     };
     if row.status != ArchiveStatus::Complete {
         tracing::warn!(id = row.id, status = %row.status, "The catalog marks this archive {}; trying anyway.", row.status);
     }
-    let store = storage::open(server)?;
+    let store = server.store()?;
     Ok(Located {
-        server: server.clone(),
+        server,
         store,
         key: row.key.clone(),
         size: (row.size_bytes > 0).then_some(row.size_bytes),
@@ -118,14 +116,11 @@ fn from_row(config: &Config, row: ArchiveRow) -> Result<Located, RestoreError> {
     })
 }
 
-/// Ask each configured server, in order, for the key.
-async fn search(config: &Config, key: &str) -> Result<Located, RestoreError> {
-    if config.servers.is_empty() {
-        return Err(RestoreError::NoServers);
-    }
+/// Ask each server, in order, for the key.
+async fn search(targets: &[Target], key: &str) -> Result<Located, RestoreError> {
     let mut tried = Vec::new();
-    for server in &config.servers {
-        let store = match storage::open(server) {
+    for server in targets {
+        let store = match server.store() {
             Ok(s) => s,
             Err(e) => {
                 tried.push(e.to_string());

@@ -28,7 +28,7 @@
 mod locate;
 mod stream;
 
-pub use locate::{Located, Reference, locate, references, server_of};
+pub use locate::{Located, Reference, locate, references};
 pub use stream::{DownloadProgress, Downloaded, download_through};
 
 use crate::archive::extract::{self, ExtractError, ExtractOptions, ExtractStats};
@@ -62,6 +62,9 @@ pub enum RestoreError {
     NotFound { key: String, tried: String },
     #[error("No S3 servers configured")]
     NoServers,
+    /// The servers could not be had (node mode: the master refused).
+    #[error("{0}")]
+    Source(String),
     #[error("{0:?} is neither a catalog id nor an object key")]
     BadName(String),
     #[error(transparent)]

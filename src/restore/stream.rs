@@ -6,8 +6,8 @@
 use super::RestoreError;
 use crate::archive::ChannelReader;
 use crate::archive::extract::ExtractError;
-use crate::pipeline::with_retries;
 use crate::storage::ObjectStore;
+use crate::storage::with_retries;
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};

@@ -3,7 +3,7 @@
 use super::*;
 use crate::archive::{ArchiveSpec, DatabaseEntry, write_archive};
 use crate::config::{ServerConfig, ServerKind};
-use crate::storage::{LocalStore, ObjectStore, sidecar_key};
+use crate::storage::{LocalStore, ObjectStore, Target, sidecar_key};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,11 +43,14 @@ async fn setup(dir: &Path, sidecar_sha: Option<&str>) -> (Located, String) {
     let sidecar = format!("{}  x.tar.zst\n", sidecar_sha.unwrap_or(&sha));
     store.put_small(&sidecar_key(KEY), Bytes::from(sidecar)).await.unwrap();
     let located = Located {
-        server: ServerConfig {
-            id: 1,
-            storage_limit_bytes: u64::MAX,
-            kind: ServerKind::Local { path: root },
-        },
+        server: Target::from_config(
+            &ServerConfig {
+                id: 1,
+                storage_limit_bytes: u64::MAX,
+                kind: ServerKind::Local { path: root },
+            },
+            0,
+        ),
         store,
         key: KEY.into(),
         row: None,

@@ -10,68 +10,12 @@
 //! always kept, and a policy with no rule at all keeps everything.
 
 use crate::catalog::{ArchiveRow, ArchiveStatus};
-use crate::config::RawRetention;
-use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+pub use crate::config::{RetentionPolicy, parse_duration};
+use crate::layout::ServerRef;
+use crate::storage::{ServerSource, Target};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 use std::collections::BTreeSet;
-
-/// A validated retention policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RetentionPolicy {
-    pub keep_last: Option<u32>,
-    pub keep_hourly: Option<u32>,
-    pub keep_daily: Option<u32>,
-    pub keep_weekly: Option<u32>,
-    pub keep_monthly: Option<u32>,
-    pub keep_yearly: Option<u32>,
-    pub keep_within: Option<Duration>,
-}
-
-impl RetentionPolicy {
-    pub fn from_raw(raw: &RawRetention) -> Result<Self, String> {
-        Ok(Self {
-            keep_last: raw.keep_last,
-            keep_hourly: raw.keep_hourly,
-            keep_daily: raw.keep_daily,
-            keep_weekly: raw.keep_weekly,
-            keep_monthly: raw.keep_monthly,
-            keep_yearly: raw.keep_yearly,
-            keep_within: raw.keep_within.as_deref().map(parse_duration).transpose()?,
-        })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-/// `30d`, `2w`, `1y6m`, `12h`: years (365 d), months (30 d), weeks, days,
-/// hours.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let mut total = Duration::zero();
-    let mut num = String::new();
-    let bad = || format!("{text:?} is not a duration like \"30d\", \"2w\", \"1y6m\" or \"12h\"");
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: i64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total += match c {
-            'y' => Duration::days(365 * n),
-            'm' => Duration::days(30 * n),
-            'w' => Duration::weeks(n),
-            'd' => Duration::days(n),
-            'h' => Duration::hours(n),
-            _ => return Err(bad()),
-        };
-    }
-    if !num.is_empty() || total.is_zero() {
-        return Err(bad());
-    }
-    Ok(total)
-}
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PlannedArchive {
@@ -185,16 +129,13 @@ pub fn plan_retention(archives: &[ArchiveRow], policy: &RetentionPolicy, now: Da
 
 /// Plan (and unless `dry_run`, apply) retention for one site.
 pub async fn prune_site(
-    config: &crate::config::Config,
+    source: &dyn ServerSource,
     catalog: &std::sync::Arc<crate::catalog::Catalog>,
     site: &crate::config::SiteConfig,
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<(RetentionPlan, Vec<PruneResult>), String> {
-    let policy = match &site.retention {
-        Some(raw) => RetentionPolicy::from_raw(raw)?,
-        None => RetentionPolicy::default(),
-    };
+    let policy = site.retention.clone().unwrap_or_default();
     let cat = catalog.clone();
     let filter = crate::catalog::ListFilter {
         site: Some(site.name.clone()),
@@ -208,7 +149,7 @@ pub async fn prune_site(
     let results = if dry_run {
         Vec::new()
     } else {
-        apply_retention(config, catalog, &plan).await
+        apply_retention(source, catalog, &plan).await
     };
     Ok((plan, results))
 }
@@ -227,22 +168,20 @@ pub struct PruneResult {
 /// from `complete` rows, so it drops at once. An archive whose server is no
 /// longer configured is left alone, with an error.
 pub async fn apply_retention(
-    config: &crate::config::Config,
+    source: &dyn ServerSource,
     catalog: &std::sync::Arc<crate::catalog::Catalog>,
     plan: &RetentionPlan,
 ) -> Vec<PruneResult> {
     let mut out = Vec::new();
     for a in &plan.remove {
-        let server = config
-            .servers
-            .iter()
-            .find(|s| s.endpoint_label() == a.endpoint && s.bucket_label() == a.bucket);
-        let result = match server {
-            None => Err(format!(
-                "server {} ({}/{}) is no longer configured; archive left in place",
-                a.server_id, a.endpoint, a.bucket
+        let location = ServerRef::new(a.endpoint.clone(), a.bucket.clone());
+        let result = match source.server_at(&location).await {
+            Err(e) => Err(e.to_string()),
+            Ok(None) => Err(format!(
+                "server {} ({location}) is no longer configured; archive left in place",
+                a.server_id
             )),
-            Some(server) => delete_archive(server, &a.key).await,
+            Ok(Some(server)) => delete_archive(&server, &a.key).await,
         };
         let result = match result {
             Ok(()) => {
@@ -270,11 +209,11 @@ pub async fn apply_retention(
     out
 }
 
-async fn delete_archive(server: &crate::config::ServerConfig, key: &str) -> Result<(), String> {
+async fn delete_archive(server: &Target, key: &str) -> Result<(), String> {
     use crate::storage::{self, StorageError};
-    let store = storage::open(server).map_err(|e| e.to_string())?;
+    let store = server.store().map_err(|e| e.to_string())?;
     for k in [key.to_string(), storage::sidecar_key(key)] {
-        match crate::pipeline::with_retries(3, || store.delete(&k)).await {
+        match crate::storage::with_retries(3, || store.delete(&k)).await {
             Ok(()) | Err(StorageError::NotFound { .. }) => {}
             Err(e) => return Err(e.to_string()),
         }

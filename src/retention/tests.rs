@@ -117,13 +117,3 @@ fn a_site_with_only_failed_backups_removes_nothing() {
     let plan = plan_retention(&rows, &policy("last=1"), now);
     assert!(plan.keep.is_empty() && plan.remove.is_empty());
 }
-
-#[test]
-fn durations_parse() {
-    assert_eq!(parse_duration("30d").unwrap(), Duration::days(30));
-    assert_eq!(parse_duration("1y6m").unwrap(), Duration::days(365 + 180));
-    assert_eq!(parse_duration("12h").unwrap(), Duration::hours(12));
-    for bad in ["", "d", "10", "5x", "0d"] {
-        assert!(parse_duration(bad).is_err(), "{bad}");
-    }
-}

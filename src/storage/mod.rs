@@ -9,17 +9,19 @@
 //! body.
 
 mod local;
+mod retry;
 mod s3;
+mod source;
 
 pub use local::LocalStore;
+pub use retry::{abort_with_retries, remove_orphan, with_retries};
 pub use s3::S3Store;
+pub use source::{ConfigSource, Purpose, ServerSource, SourceError, Target};
 
-use crate::config::{ServerConfig, ServerKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// What a caller should do after an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,14 +156,6 @@ pub trait ObjectStore: Send + Sync {
     /// Every object under `prefix`, following pagination.
     async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectInfo>>;
     async fn delete(&self, key: &str) -> StorageResult<()>;
-}
-
-/// Build the store for one configured server.
-pub fn open(server: &ServerConfig) -> StorageResult<Arc<dyn ObjectStore>> {
-    Ok(match &server.kind {
-        ServerKind::S3(s3) => Arc::new(S3Store::new(server.id, s3)?),
-        ServerKind::Local { path } => Arc::new(LocalStore::new(server.id, path.clone())),
-    })
 }
 
 pub use crate::layout::{sidecar_key, sidecar_owner};

@@ -1,0 +1,102 @@
+//! Gathering the sources: the dotenv file, the TOML file and the process
+//! environment. Validation is [`super::build`].
+
+use super::{Config, ConfigError, DEFAULT_CONFIG_PATH, RawConfig, build};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where to load from. `None` fields fall back to the documented defaults.
+#[derive(Debug, Default, Clone)]
+pub struct LoadOptions {
+    pub config_path: Option<PathBuf>,
+    pub env_file: Option<PathBuf>,
+}
+
+/// Load the dotenv file into the process environment, read the TOML file
+/// and the environment, and validate.
+pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+    load_env_file(opts.env_file.as_deref())?;
+    load_without_env_file(opts)
+}
+
+/// Re-read the TOML file against the environment as it is, without
+/// loading the dotenv file again: for SIGHUP, where the process has other
+/// threads (changing the environment then is not safe) and systemd's
+/// `EnvironmentFile=` is only read at start anyway.
+pub fn load_without_env_file(opts: &LoadOptions) -> Result<Config, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (raw, source) = read_toml(opts.config_path.as_deref(), &env)?;
+    let mut config = build(raw, &env)?;
+    config.source = source;
+    Ok(config)
+}
+
+/// `--env-file`, else `./.env` if present. Variables already set in the
+/// environment are not overridden.
+fn load_env_file(path: Option<&Path>) -> Result<(), ConfigError> {
+    let result = match path {
+        Some(p) => dotenvy::from_path(p).map_err(|e| (p.to_path_buf(), e)),
+        None => match dotenvy::from_path(".env") {
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other.map_err(|e| (PathBuf::from(".env"), e)),
+        },
+    };
+    result.map_err(|(path, e)| ConfigError::EnvFile {
+        path,
+        // dotenvy's parse errors quote the offending line, which may hold a
+        // secret: report only the position.
+        message: match e {
+            dotenvy::Error::LineParse(_, idx) => format!("syntax error at byte {idx}"),
+            dotenvy::Error::Io(io) => io.to_string(),
+            _ => "cannot parse".into(),
+        },
+    })
+}
+
+pub(super) fn read_toml(
+    explicit: Option<&Path>,
+    env: &BTreeMap<String, String>,
+) -> Result<(RawConfig, Option<PathBuf>), ConfigError> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => match env.get("SITEBACKUP_CONFIG") {
+            Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+            _ => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        },
+    };
+    if !path.exists() {
+        if required {
+            return Err(ConfigError::File {
+                path,
+                message: "no such file".into(),
+            });
+        }
+        return Ok((RawConfig::default(), None));
+    }
+    let raw = config::Config::builder()
+        .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize::<RawConfig>())
+        .map_err(|e| ConfigError::File {
+            path: path.clone(),
+            message: scrub_parse_error(&e.to_string()),
+        })?;
+    Ok((raw, Some(path)))
+}
+
+/// TOML parse errors quote the offending source line, which may hold a
+/// secret (`secret_key = "…` with a missing quote). Keep the position and
+/// the message, drop every quoted source line.
+fn scrub_parse_error(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            let quoted = t
+                .split_once('|')
+                .is_some_and(|(lead, _)| lead.trim().chars().all(|c| c.is_ascii_digit()));
+            !quoted && !t.is_empty()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

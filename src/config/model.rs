@@ -1,0 +1,200 @@
+//! The validated configuration: what the rest of the program reads.
+
+use super::{DatabaseConfig, Endpoint, RetentionPolicy, Secret};
+use crate::layout::{LOCAL_ENDPOINT, ServerRef};
+use globset::GlobSet;
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Default location of the TOML file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/sitebackup/config.toml";
+/// Default state directory (the catalog and lock files live here).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitebackup";
+/// Default cron schedule for a site without one: daily at 03:00 UTC.
+pub const DEFAULT_SCHEDULE: &str = "0 0 3 * * *";
+/// Default storage limit of a server, in GB (10^9 bytes).
+pub const DEFAULT_STORAGE_LIMIT_GB: f64 = 100.0;
+/// Default time limit of one hook command.
+pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 300;
+/// Longest allowed hook time limit (one day).
+pub const MAX_HOOK_TIMEOUT_SECS: u64 = 86_400;
+
+pub(super) const MIB: u64 = 1024 * 1024;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host_id: String,
+    pub state_dir: PathBuf,
+    /// Time zone of the cron schedules (default UTC).
+    pub timezone: chrono_tz::Tz,
+    pub upload: UploadConfig,
+    pub daemon: DaemonConfig,
+    /// Ordered by id: this is the order in which servers are tried.
+    pub servers: Vec<ServerConfig>,
+    pub sites: Vec<SiteConfig>,
+    /// The TOML file the config came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadConfig {
+    /// Bytes per multipart part (grown per archive so that no upload needs
+    /// more than 10,000 parts).
+    pub part_size: u64,
+    /// Parts uploaded at once.
+    pub concurrency: usize,
+    /// Parts buffered between the archiver and the uploader.
+    pub queue_depth: usize,
+    pub zstd_level: i32,
+    /// zstd worker threads; 0 means single-threaded.
+    pub zstd_threads: u32,
+    /// Retries of a part after a transient error, on the same server.
+    pub part_retries: u32,
+    /// Margin added to the last archive size when estimating the next one.
+    pub size_margin_percent: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        Self {
+            part_size: 5 * MIB,
+            concurrency: 2,
+            queue_depth: 2,
+            zstd_level: 3,
+            zstd_threads: if cores > 1 { cores } else { 0 },
+            part_retries: 3,
+            size_margin_percent: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonConfig {
+    /// On SIGTERM, how long a running upload may go on before it is aborted.
+    /// Keep it below the unit's `TimeoutStopSec`.
+    pub drain_timeout_secs: u64,
+    /// Run a site once soon after start when its last complete archive is
+    /// older than one schedule period (the daemon was down at its time).
+    pub catch_up: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 90,
+            catch_up: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub id: u32,
+    pub storage_limit_bytes: u64,
+    pub kind: ServerKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ServerKind {
+    S3(S3Server),
+    Local { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Server {
+    pub endpoint: Endpoint,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: Secret,
+    pub secret_key: Secret,
+    pub path_style: bool,
+}
+
+impl ServerConfig {
+    /// The server's stable identity in the catalog: endpoint and bucket
+    /// (`local` and the directory for a directory target).
+    pub fn server_ref(&self) -> ServerRef {
+        match &self.kind {
+            ServerKind::S3(s) => ServerRef::new(s.endpoint.display().to_string(), s.bucket.clone()),
+            ServerKind::Local { path } => ServerRef::new(LOCAL_ENDPOINT, path.display().to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ServerKind::S3(_) => write!(f, "S3Server({}: {})", self.id, self.server_ref()),
+            ServerKind::Local { path } => write!(f, "LocalServer({}: {})", self.id, path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub schedule: String,
+    pub exclude: Vec<String>,
+    pub exclude_set: GlobSet,
+    pub database: Option<DatabaseConfig>,
+    pub retention: Option<RetentionPolicy>,
+    pub hooks: HooksConfig,
+}
+
+/// `[sites.hooks]`, validated. Run by [`crate::hooks`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HooksConfig {
+    /// Run in order before the backup; a failure aborts it unless
+    /// `before_optional`.
+    pub before: Vec<String>,
+    /// Run after an archive was stored.
+    pub after: Vec<String>,
+    /// Run after a failed backup.
+    pub on_error: Vec<String>,
+    /// Time limit of each command.
+    pub timeout_secs: u64,
+    /// Go ahead with the backup (with a warning) when a `before` hook fails.
+    pub before_optional: bool,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            before: Vec::new(),
+            after: Vec::new(),
+            on_error: Vec::new(),
+            timeout_secs: DEFAULT_HOOK_TIMEOUT_SECS,
+            before_optional: false,
+        }
+    }
+}
+
+impl HooksConfig {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty() && self.on_error.is_empty()
+    }
+}
+
+impl Config {
+    pub fn site(&self, name: &str) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+
+    /// The part of every bucket this installation writes under.
+    pub fn owner(&self) -> crate::layout::Owner {
+        crate::layout::Owner::Host(self.host_id.clone())
+    }
+
+    /// The configured server holding objects at `location`.
+    pub fn server_at(&self, location: &ServerRef) -> Option<&ServerConfig> {
+        self.servers.iter().find(|s| &s.server_ref() == location)
+    }
+
+    pub fn catalog_path(&self) -> PathBuf {
+        self.state_dir.join("catalog.db")
+    }
+}

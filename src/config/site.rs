@@ -1,0 +1,146 @@
+//! Validation of one `[[sites]]` entry: name, path, schedule, excludes,
+//! database, retention and hooks.
+
+use super::problem::{Problem, problem};
+use super::*;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// Parse a 6-field cron expression, seconds first.
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
+    if expr.split_whitespace().count() != 6 {
+        return Err(format!(
+            "{expr:?} is not a 6-field cron expression (seconds minutes hours day-of-month month day-of-week), e.g. \"0 30 8 * * *\""
+        ));
+    }
+    croner::Cron::new(expr)
+        .with_seconds_required()
+        .parse()
+        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
+}
+
+pub(super) fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Option<SiteConfig> {
+    let before = problems.len();
+    let label = raw.name.clone().unwrap_or_else(|| idx.to_string());
+    let key = |f: &str| format!("sites[{label}].{f}");
+    let name = match raw.name {
+        Some(n) if is_safe_name(&n) => Some(n),
+        Some(n) => {
+            problems.push(problem(
+                key("name"),
+                None,
+                format!("{n:?} must use only A-Z a-z 0-9 . _ -"),
+            ));
+            None
+        }
+        None => {
+            problems.push(problem(key("name"), None, "missing (required)"));
+            None
+        }
+    };
+    let path = match raw.path {
+        Some(p) if !p.is_absolute() => {
+            problems.push(problem(
+                key("path"),
+                None,
+                format!("must be absolute, found {}", p.display()),
+            ));
+            None
+        }
+        Some(p) if !p.is_dir() => {
+            problems.push(problem(
+                key("path"),
+                None,
+                format!("{} is not a readable directory", p.display()),
+            ));
+            None
+        }
+        Some(p) => Some(p),
+        None => {
+            problems.push(problem(key("path"), None, "missing (required)"));
+            None
+        }
+    };
+    let schedule = raw.schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.to_string());
+    if let Err(msg) = parse_schedule(&schedule) {
+        problems.push(problem(key("schedule"), None, msg));
+    }
+    let mut builder = GlobSetBuilder::new();
+    for pattern in &raw.exclude {
+        match Glob::new(pattern.trim_start_matches('/')) {
+            Ok(g) => {
+                builder.add(g);
+            }
+            Err(e) => problems.push(problem(key("exclude"), None, format!("bad glob {pattern:?}: {e}"))),
+        }
+    }
+    let exclude_set = match builder.build() {
+        Ok(set) => set,
+        Err(e) => {
+            problems.push(problem(key("exclude"), None, e.to_string()));
+            GlobSet::empty()
+        }
+    };
+    let retention = match raw.retention.as_ref().map(RetentionPolicy::from_raw) {
+        Some(Ok(policy)) => Some(policy),
+        Some(Err(msg)) => {
+            problems.push(problem(key("retention.keep_within"), None, msg));
+            None
+        }
+        None => None,
+    };
+    let database = match raw.database.map(DatabaseConfig::from_raw) {
+        Some(Ok(db)) => Some(db),
+        Some(Err(found)) => {
+            for (k, msg) in found {
+                problems.push(problem(key(k), None, msg));
+            }
+            None
+        }
+        None => None,
+    };
+    let hooks = build_hooks(raw.hooks.unwrap_or_default(), &key, problems);
+    if problems.len() > before {
+        return None;
+    }
+    Some(SiteConfig {
+        name: name?,
+        path: path?,
+        schedule,
+        exclude: raw.exclude,
+        exclude_set,
+        database,
+        retention,
+        hooks,
+    })
+}
+
+pub(super) fn build_hooks(raw: RawHooks, key: &dyn Fn(&str) -> String, problems: &mut Vec<Problem>) -> HooksConfig {
+    let timeout_secs = raw.timeout_secs.unwrap_or(DEFAULT_HOOK_TIMEOUT_SECS);
+    if !(1..=MAX_HOOK_TIMEOUT_SECS).contains(&timeout_secs) {
+        problems.push(problem(
+            key("hooks.timeout_secs"),
+            None,
+            format!("must be between 1 and {MAX_HOOK_TIMEOUT_SECS} seconds, found {timeout_secs}"),
+        ));
+    }
+    for (stage, commands) in [
+        ("before", &raw.before),
+        ("after", &raw.after),
+        ("on_error", &raw.on_error),
+    ] {
+        if let Some(i) = commands.iter().position(|c| c.trim().is_empty()) {
+            problems.push(problem(
+                key(&format!("hooks.{stage}")),
+                None,
+                format!("command #{} is empty", i + 1),
+            ));
+        }
+    }
+    HooksConfig {
+        before: raw.before,
+        after: raw.after,
+        on_error: raw.on_error,
+        timeout_secs,
+        before_optional: raw.before_optional.unwrap_or(false),
+    }
+}

@@ -1,0 +1,53 @@
+//! Retries on one server, and the clean-up that keeps a failed upload from
+//! leaving anything behind. Shared by backup, restore, prune and reconcile.
+
+use super::{ErrorClass, ObjectStore, StorageError, sidecar_key};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Run `op`, retrying errors classed [`ErrorClass::Retry`] up to `retries`
+/// times with exponential backoff (250 ms, 500 ms, 1 s, …).
+pub async fn with_retries<T, F, Fut>(retries: u32, mut op: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if e.class() == ErrorClass::Retry && attempt < retries => {
+                let delay = Duration::from_millis(250u64 << attempt.min(6));
+                warn!("Retrying in {delay:?} after: {e}");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Abort a multipart upload, retrying a few times: a dangling upload keeps
+/// costing storage on most providers.
+pub async fn abort_with_retries(store: &dyn ObjectStore, key: &str, upload_id: &str) {
+    match with_retries(3, || store.abort_multipart(key, upload_id)).await {
+        Ok(()) => info!(key, "Aborted the partial upload."),
+        Err(e) => warn!(
+            key,
+            upload_id, "Could not abort the partial upload; `sitebackup reconcile` will clean it up: {e}"
+        ),
+    }
+}
+
+/// Delete `key` and its checksum sidecar if they exist (best effort).
+pub async fn remove_orphan(store: &dyn ObjectStore, key: &str) {
+    if let Ok(Some(_)) = store.head(key).await {
+        warn!(key, "The failed upload left a complete object behind; deleting it.");
+        for k in [key.to_string(), sidecar_key(key)] {
+            if let Err(e) = with_retries(2, || store.delete(&k)).await
+                && !matches!(e, StorageError::NotFound { .. })
+            {
+                warn!(key = %k, "Could not delete the orphan object; `sitebackup reconcile` reports it: {e}");
+            }
+        }
+    }
+}
