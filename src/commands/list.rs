@@ -2,8 +2,8 @@
 
 use crate::catalog::{Catalog, ListFilter};
 use crate::cli::ListArgs;
-use crate::config::Config;
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Serialize)]
 struct ListEntry<'a> {
@@ -21,8 +21,8 @@ struct ListEntry<'a> {
     verify_ok: Option<bool>,
 }
 
-pub fn run(config: &Config, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
-    let catalog = Catalog::open(&config.state_dir)?;
+pub fn run(state_dir: &Path, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
+    let catalog = Catalog::open(state_dir)?;
     let rows = catalog.list(&ListFilter {
         site: args.site.clone(),
         server_id: args.server,

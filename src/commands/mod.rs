@@ -15,38 +15,57 @@ use crate::config::{self, ConfigError, LoadOptions};
 use crate::{EXIT_CONFIG, EXIT_FAILED};
 
 /// Run a parsed command line; returns the exit code.
+///
+/// The dotenv file is loaded once, first; then each subcommand loads only
+/// what it needs: `list` the state directory, the `master` commands their
+/// `[master_server]` table, everything else the whole validated config.
 pub async fn run(cli: Cli) -> u8 {
     let opts = LoadOptions {
         config_path: cli.config.clone(),
         env_file: cli.env_file.clone(),
     };
-    let loaded = config::load(&opts);
-    if let Command::Config(ConfigCommand::Check) = cli.command {
-        return config_check::run(loaded, cli.json);
+    if let Err(e) = config::load_env_file(opts.env_file.as_deref()) {
+        return report_config_error(&e, cli.json);
     }
-    let config = match loaded {
-        Ok(c) => c,
-        Err(e) => return report_config_error(&e, cli.json),
-    };
     let result = match &cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            return config_check::run(config::load_without_env_file(&opts), cli.json);
+        }
+        Command::List(args) => match config::load_state_dir(&opts) {
+            Ok(state_dir) => list::run(&state_dir, args, cli.json),
+            Err(e) => return report_config_error(&e, cli.json),
+        },
+        _ => match config::load_without_env_file(&opts) {
+            Ok(config) => dispatch(&cli, &opts, config).await,
+            Err(e) => return report_config_error(&e, cli.json),
+        },
+    };
+    finish(result, cli.json)
+}
+
+/// The commands that need the whole validated configuration.
+async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyhow::Result<u8> {
+    match &cli.command {
         Command::Servers => servers::run(&config, cli.json).await,
-        Command::List(args) => list::run(&config, args, cli.json),
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
         Command::Prune(args) => prune::run(&config, args, cli.json).await,
         Command::Restore(args) => restore::run(&config, args, cli.json).await,
         Command::Verify(args) => verify::run(&config, args, cli.json).await,
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
-        Command::Config(_) => unreachable!("handled above"),
-        Command::Daemon => crate::daemon::run(opts.clone(), config.clone()).await,
-    };
+        Command::Daemon => crate::daemon::run(opts.clone(), config).await,
+        Command::List(_) | Command::Config(_) => unreachable!("loaded and run by `run`"),
+    }
+}
+
+fn finish(result: anyhow::Result<u8>, json: bool) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
-                return report_config_error(ce, cli.json);
+                return report_config_error(ce, json);
             }
             tracing::error!("{e:#}");
-            if cli.json {
+            if json {
                 println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
             }
             EXIT_FAILED

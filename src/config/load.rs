@@ -1,6 +1,7 @@
 //! Gathering the sources: the dotenv file, the TOML file and the process
 //! environment. Validation is [`super::build`].
 
+use super::master::{MasterServerConfig, build_master};
 use super::{Config, ConfigError, DEFAULT_CONFIG_PATH, RawConfig, build};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,22 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     load_without_env_file(opts)
 }
 
+/// The `[master_server]` settings alone: what the `master` commands need.
+/// The servers and sites of a node are neither required nor validated.
+pub fn load_master(opts: &LoadOptions) -> Result<MasterServerConfig, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (raw, _) = read_toml(opts.config_path.as_deref(), &env)?;
+    build_master(raw.master_server, &env).map_err(ConfigError::Invalid)
+}
+
+/// Only the state directory: what reading the catalog needs (`list`), so
+/// that a broken server or site entry does not hide the archives.
+pub fn load_state_dir(opts: &LoadOptions) -> Result<PathBuf, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (raw, _) = read_toml(opts.config_path.as_deref(), &env)?;
+    Ok(super::validate::state_dir_of(raw.state_dir, &env))
+}
+
 /// Re-read the TOML file against the environment as it is, without
 /// loading the dotenv file again: for SIGHUP, where the process has other
 /// threads (changing the environment then is not safe) and systemd's
@@ -32,8 +49,9 @@ pub fn load_without_env_file(opts: &LoadOptions) -> Result<Config, ConfigError> 
 }
 
 /// `--env-file`, else `./.env` if present. Variables already set in the
-/// environment are not overridden.
-fn load_env_file(path: Option<&Path>) -> Result<(), ConfigError> {
+/// environment are not overridden. Done once, before any other thread
+/// exists.
+pub fn load_env_file(path: Option<&Path>) -> Result<(), ConfigError> {
     let result = match path {
         Some(p) => dotenvy::from_path(p).map_err(|e| (p.to_path_buf(), e)),
         None => match dotenvy::from_path(".env") {

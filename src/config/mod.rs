@@ -11,6 +11,7 @@ mod database;
 mod endpoint;
 mod env;
 mod load;
+mod master;
 mod model;
 mod policy;
 mod problem;
@@ -22,7 +23,8 @@ mod validate;
 
 pub use database::{DatabaseConfig, check_db_name};
 pub use endpoint::Endpoint;
-pub use load::{LoadOptions, load, load_without_env_file};
+pub use load::{LoadOptions, load, load_env_file, load_master, load_state_dir, load_without_env_file};
+pub use master::{MasterServerConfig, RawMasterServer};
 pub use model::*;
 pub use policy::{RetentionPolicy, parse_duration};
 pub use problem::{ConfigError, Problem};

@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub servers: Vec<RawServer>,
     #[serde(default)]
     pub sites: Vec<RawSite>,
+    /// `sitebackup master`'s settings; only the `master` commands read it.
+    pub master_server: Option<super::master::RawMasterServer>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,6 +2,7 @@ use super::load::read_toml;
 use super::site::build_hooks;
 use super::*;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -273,4 +274,28 @@ fn toml_syntax_errors_do_not_quote_the_line() {
     let text = err.to_string();
     assert!(!text.contains("do-not-print"), "{text}");
     assert!(text.contains("line 3"), "the position is kept: {text}");
+}
+
+#[test]
+fn a_master_only_file_is_valid_for_master_commands_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.toml");
+    std::fs::write(
+        &path,
+        "[master_server]\nlisten = \"127.0.0.1:8701\"\nstate_dir = \"/srv/master\"\nlease_ttl_secs = 30\n",
+    )
+    .unwrap();
+    let empty = BTreeMap::new();
+    let (raw, _) = read_toml(Some(&path), &empty).unwrap();
+    let master = super::master::build_master(raw.master_server.clone(), &empty).unwrap();
+    assert_eq!(master.listen.port(), 8701);
+    assert_eq!(master.key_file, PathBuf::from("/srv/master/fernet.key"));
+    assert_eq!(master.lease_ttl_secs, 30);
+    // The node's loader still wants servers: the same file is not a node config.
+    let err = build(raw, &empty).unwrap_err().to_string();
+    assert!(err.contains("No S3 servers configured"), "{err}");
+    // A typo inside the table is reported, not ignored.
+    std::fs::write(&path, "[master_server]\nlisten_addr = \"x\"\n").unwrap();
+    let err = read_toml(Some(&path), &empty).unwrap_err().to_string();
+    assert!(err.contains("listen_addr"), "{err}");
 }

@@ -26,11 +26,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
             format!("{host_id:?} must be non-empty, use only A-Z a-z 0-9 . _ - and not start with a dot"),
         ));
     }
-    let state_dir = env
-        .get("SITEBACKUP_STATE_DIR")
-        .map(PathBuf::from)
-        .or(raw.state_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let state_dir = state_dir_of(raw.state_dir, env);
 
     let timezone = match env.get("SITEBACKUP_TIMEZONE").cloned().or(raw.timezone) {
         None => chrono_tz::UTC,
@@ -149,6 +145,14 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// `SITEBACKUP_STATE_DIR`, else `state_dir`, else the default.
+pub(super) fn state_dir_of(toml: Option<PathBuf>, env: &BTreeMap<String, String>) -> PathBuf {
+    env.get("SITEBACKUP_STATE_DIR")
+        .map(PathBuf::from)
+        .or(toml)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
 }
 
 fn build_upload(raw: &raw::RawUpload, env: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> UploadConfig {
