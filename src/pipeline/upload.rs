@@ -1,0 +1,295 @@
+//! One attempt: stream the archive to one server as a multipart upload,
+//! and record it. On any failure the upload is aborted and the row marked
+//! `failed` before the attempt returns.
+
+use super::*;
+
+/// Why one server's attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum AttemptError {
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("archive stream failed: {0}")]
+    Source(std::io::Error),
+    #[error("catalog: {0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(
+        "Not enough space on {server}: usage {usage} + {sent} bytes uploaded would exceed the limit of {limit} bytes"
+    )]
+    LimitCrossed {
+        server: String,
+        usage: u64,
+        sent: u64,
+        limit: u64,
+    },
+    #[error("cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AttemptError {
+    /// Does trying the next server make sense?
+    pub(super) fn next_server(&self) -> bool {
+        match self {
+            AttemptError::Storage(e) => fail_over_after(e.class()),
+            AttemptError::LimitCrossed { .. } => true,
+            AttemptError::Source(_)
+            | AttemptError::Catalog(_)
+            | AttemptError::Cancelled
+            | AttemptError::Internal(_) => false,
+        }
+    }
+}
+
+impl BackupJob {
+    /// Stream the archive to one server. On any error the multipart upload
+    /// is aborted and the row marked failed before returning.
+    pub(super) async fn attempt_upload(
+        &self,
+        run_id: i64,
+        server: &Target,
+        store: Arc<dyn ObjectStore>,
+        estimate: u64,
+        database: Option<DatabaseEntry>,
+    ) -> Result<(ArchiveDone, archive::ArchiveStats), AttemptError> {
+        let now = Utc::now();
+        let key = self.unique_key(now).await?;
+        let created_at = crate::catalog::fmt_time(now);
+        let cat = self.catalog.clone();
+        let (site, location, k, c) = (
+            self.site.name.clone(),
+            server.location.clone(),
+            key.clone(),
+            created_at.clone(),
+        );
+        let sid = server.id;
+        let row_id = blocking_attempt(move || {
+            cat.insert_uploading(&NewArchive {
+                run_id,
+                site: &site,
+                server_id: sid,
+                location: &location,
+                key: &k,
+                created_at: &c,
+            })
+        })
+        .await?;
+
+        let mut upload_id = None;
+        let result = self
+            .stream_to(
+                server,
+                &store,
+                &key,
+                &created_at,
+                estimate,
+                row_id,
+                database,
+                &mut upload_id,
+            )
+            .await;
+        match result {
+            Ok((size, sha256, stats)) => Ok((
+                ArchiveDone {
+                    id: row_id,
+                    server_id: server.id,
+                    server: server.to_string(),
+                    key,
+                    size_bytes: size,
+                    sha256,
+                },
+                stats,
+            )),
+            Err(e) => {
+                if let Some(id) = &upload_id {
+                    abort_with_retries(store.as_ref(), &key, id).await;
+                    // A completion whose reply was lost, or a catalog write
+                    // that failed after it, leaves a whole object behind:
+                    // remove it, since the row is marked failed.
+                    remove_orphan(store.as_ref(), &key).await;
+                }
+                let cat = self.catalog.clone();
+                let msg = e.to_string();
+                let _ = blocking_attempt(move || cat.mark_failed(row_id, &msg)).await;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_to(
+        &self,
+        server: &Target,
+        store: &Arc<dyn ObjectStore>,
+        key: &str,
+        created_at: &str,
+        estimate: u64,
+        row_id: i64,
+        database: Option<DatabaseEntry>,
+        upload_id_out: &mut Option<String>,
+    ) -> Result<(u64, String, archive::ArchiveStats), AttemptError> {
+        let upload = &self.config.upload;
+        let metadata: BTreeMap<String, String> = [
+            ("site", self.site.name.clone()),
+            ("host", self.config.host_id.clone()),
+            ("tool-version", format!("sitebackup/{}", env!("CARGO_PKG_VERSION"))),
+            ("created-at", created_at.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // Not retried: a retry after a lost reply would open a second upload
+        // whose id we never learn. A failure here moves to the next server.
+        let upload_id = store.create_multipart(key, &metadata).await?;
+        *upload_id_out = Some(upload_id.clone());
+        let cat = self.catalog.clone();
+        let uid = upload_id.clone();
+        blocking_attempt(move || cat.set_upload_id(row_id, &uid)).await?;
+
+        self.progress.read.store(0, Ordering::Relaxed);
+        self.progress.uploaded.store(0, Ordering::Relaxed);
+        let part_size = part_size_for(estimate, upload.part_size);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(upload.queue_depth);
+        let spec = ArchiveSpec {
+            site: self.site.name.clone(),
+            host_id: self.config.host_id.clone(),
+            root: self.site.path.clone(),
+            exclude: self.site.exclude_set.clone(),
+            created_at: created_at.to_string(),
+            zstd_level: upload.zstd_level,
+            zstd_threads: upload.zstd_threads,
+            database,
+        };
+        let progress = self.progress.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            let read = Arc::new(AtomicU64::new(0));
+            let reader_progress = read.clone();
+            let sink = HashingWriter::new(PartSink::new(tx, part_size as usize));
+            let result = archive::write_archive(&spec, sink, &reader_progress);
+            progress.read.store(read.load(Ordering::Relaxed), Ordering::Relaxed);
+            let (stats, sink) = result?;
+            let (sink, sha, size) = sink.finish();
+            sink.finish()?;
+            Ok::<_, std::io::Error>((stats, sha, size))
+        });
+
+        let (usage, limit) = (server.usage_bytes, server.limit_bytes);
+        let mut in_flight: JoinSet<Result<CompletedPart, StorageError>> = JoinSet::new();
+        let mut parts: Vec<CompletedPart> = Vec::new();
+        let mut queued_bytes: u64 = 0;
+        let mut next_part: u32 = 1;
+        let store_name = store.name().to_string();
+        let outcome: Result<(), AttemptError> = async {
+            let mut channel_open = true;
+            while channel_open || !in_flight.is_empty() {
+                tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return Err(AttemptError::Cancelled),
+                    Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                        let part = done.map_err(|e| AttemptError::Internal(e.to_string()))??;
+                        parts.push(part);
+                    }
+                    maybe = rx.recv(), if channel_open && in_flight.len() < upload.concurrency => {
+                        match maybe {
+                            None => channel_open = false,
+                            Some(data) => {
+                                queued_bytes += data.len() as u64;
+                                if usage + queued_bytes > limit {
+                                    return Err(AttemptError::LimitCrossed {
+                                        server: store_name.clone(),
+                                        usage,
+                                        sent: queued_bytes,
+                                        limit,
+                                    });
+                                }
+                                let part_number = next_part;
+                                next_part += 1;
+                                in_flight.spawn(upload_part_task(
+                                    store.clone(),
+                                    key.to_string(),
+                                    upload_id.clone(),
+                                    part_number,
+                                    data,
+                                    upload.part_retries,
+                                    self.progress.clone(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            in_flight.abort_all();
+            while in_flight.join_next().await.is_some() {}
+            drop(rx);
+            let _ = producer.await;
+            return Err(e);
+        }
+        let (stats, sha256, size) = producer
+            .await
+            .map_err(|e| AttemptError::Internal(e.to_string()))?
+            .map_err(AttemptError::Source)?;
+        parts.sort_by_key(|p| p.part_number);
+        with_retries(upload.part_retries, || {
+            store.complete_multipart(key, &upload_id, parts.clone())
+        })
+        .await?;
+
+        // The server confirmed the object: only now is the row complete.
+        let cat = self.catalog.clone();
+        let sha = sha256.clone();
+        blocking_attempt(move || cat.mark_complete(row_id, size, &sha)).await?;
+        let sidecar = format!("{sha256}  {}\n", key.rsplit('/').next().unwrap_or(key));
+        if let Err(e) = store.put_small(&storage::sidecar_key(key), Bytes::from(sidecar)).await {
+            warn!(site = %self.site.name, key, "Could not store the checksum file next to the archive: {e}");
+        }
+        Ok((size, sha256, stats))
+    }
+
+    /// The archive's key ([`ArchiveKey`]), with `-N` added in the rare
+    /// case that key is already taken.
+    async fn unique_key(&self, now: DateTime<Utc>) -> Result<String, AttemptError> {
+        let base = ArchiveKey::standalone(&self.config.host_id, &self.site.name, now);
+        for n in 0..100 {
+            let candidate = base.clone().with_seq(n).to_string();
+            let cat = self.catalog.clone();
+            let c = candidate.clone();
+            if !blocking_attempt(move || cat.key_exists(&c)).await? {
+                return Ok(candidate);
+            }
+        }
+        Err(AttemptError::Internal(format!("no free object key near {base}")))
+    }
+}
+
+/// Upload one part, retrying transient errors with exponential backoff.
+async fn upload_part_task(
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    upload_id: String,
+    part_number: u32,
+    data: Bytes,
+    retries: u32,
+    progress: Arc<Progress>,
+) -> Result<CompletedPart, StorageError> {
+    let len = data.len() as u64;
+    let part = with_retries(retries, || {
+        store.upload_part(&key, &upload_id, part_number, data.clone())
+    })
+    .await?;
+    progress.uploaded.fetch_add(len, Ordering::Relaxed);
+    Ok(part)
+}
+
+async fn blocking_attempt<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::catalog::CatalogError> + Send + 'static,
+) -> Result<T, AttemptError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(AttemptError::Internal(e.to_string())),
+    }
+}
