@@ -31,8 +31,9 @@
 //! when the checksum matches. [`reconcile`] compares the catalog with the
 //! bucket listings and corrects it.
 //!
-//! The [`daemon`] schedules backups (cron, one runner), applies
-//! [`retention`], reloads on SIGHUP and drains on SIGTERM under systemd.
+//! The [`daemon`] schedules backups (a [`schedule::Schedule`] per site, run
+//! by tokio-cron-scheduler; one runner), applies [`retention`], reloads on
+//! SIGHUP and drains on SIGTERM under systemd ([`signals`]).
 //!
 //! [`config`] turns TOML + environment into a validated [`config::Config`]
 //! and is the only module that knows env var names.
@@ -51,6 +52,8 @@ pub mod pipeline;
 pub mod reconcile;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
+pub mod signals;
 pub mod storage;
 pub mod telemetry;
 

@@ -10,21 +10,13 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Result<u8> {
     let sites = select_sites(config, args)?;
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let source: Arc<dyn ServerSource> = Arc::new(ConfigSource::new(config, Some(catalog.clone())));
     let config = Arc::new(config.clone());
-    let cancel = CancellationToken::new();
-    let interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("Interrupted: aborting the running upload.");
-            interrupt.cancel();
-        }
-    });
+    let cancel = crate::signals::cancel_on_interrupt("Interrupted: aborting the running upload.");
 
     let show_bar = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();

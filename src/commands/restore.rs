@@ -141,15 +141,7 @@ fn print_report(r: &RestoreReport) {
 /// A token cancelled by Ctrl-C, so a download stops cleanly and the
 /// partial tree is cleaned up.
 pub(super) fn interrupt_token() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("Interrupted: stopping the download.");
-            interrupt.cancel();
-        }
-    });
-    cancel
+    crate::signals::cancel_on_interrupt("Interrupted: stopping the download.")
 }
 
 /// A download progress bar on stderr, refreshed from `progress`.

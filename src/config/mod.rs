@@ -31,7 +31,6 @@ pub use problem::{ConfigError, Problem};
 pub use raw::{RawConfig, RawDatabase, RawHooks, RawRetention, RawServer};
 pub use redact::{RedactedConfig, RedactedHooks, RedactedServer, RedactedSite};
 pub use secret::Secret;
-pub use site::parse_schedule;
 pub use validate::{build, read_secret_file};
 
 pub use crate::layout::is_safe_name;

@@ -2,6 +2,7 @@
 
 use super::{DatabaseConfig, Endpoint, RetentionPolicy, Secret};
 use crate::layout::{LOCAL_ENDPOINT, ServerRef};
+use crate::schedule::Schedule;
 use globset::GlobSet;
 use serde::Serialize;
 use std::fmt;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/sitebackup/config.toml";
 /// Default state directory (the catalog and lock files live here).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitebackup";
-/// Default cron schedule for a site without one: daily at 03:00 UTC.
+/// Default cron schedule for a site without one: daily at 03:00 (in `timezone`).
 pub const DEFAULT_SCHEDULE: &str = "0 0 3 * * *";
 /// Default storage limit of a server, in GB (10^9 bytes).
 pub const DEFAULT_STORAGE_LIMIT_GB: f64 = 100.0;
@@ -137,7 +138,7 @@ impl fmt::Display for ServerConfig {
 pub struct SiteConfig {
     pub name: String,
     pub path: PathBuf,
-    pub schedule: String,
+    pub schedule: Schedule,
     pub exclude: Vec<String>,
     pub exclude_set: GlobSet,
     pub database: Option<DatabaseConfig>,

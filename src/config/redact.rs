@@ -102,7 +102,7 @@ impl Config {
                 .map(|s| RedactedSite {
                     name: s.name.clone(),
                     path: s.path.clone(),
-                    schedule: s.schedule.clone(),
+                    schedule: s.schedule.as_str().to_string(),
                     exclude: s.exclude.clone(),
                     database: s.database.as_ref().map(DatabaseConfig::describe),
                     retention: s.retention.as_ref().map(RetentionPolicy::to_raw),

@@ -3,20 +3,8 @@
 
 use super::problem::{Problem, problem};
 use super::*;
+use crate::schedule::Schedule;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-
-/// Parse a 6-field cron expression, seconds first.
-pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
-    if expr.split_whitespace().count() != 6 {
-        return Err(format!(
-            "{expr:?} is not a 6-field cron expression (seconds minutes hours day-of-month month day-of-week), e.g. \"0 30 8 * * *\""
-        ));
-    }
-    croner::Cron::new(expr)
-        .with_seconds_required()
-        .parse()
-        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
-}
 
 pub(super) fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Option<SiteConfig> {
     let before = problems.len();
@@ -60,10 +48,13 @@ pub(super) fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Probl
             None
         }
     };
-    let schedule = raw.schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.to_string());
-    if let Err(msg) = parse_schedule(&schedule) {
-        problems.push(problem(key("schedule"), None, msg));
-    }
+    let schedule = match Schedule::parse(raw.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE)) {
+        Ok(s) => Some(s),
+        Err(msg) => {
+            problems.push(problem(key("schedule"), None, msg));
+            None
+        }
+    };
     let mut builder = GlobSetBuilder::new();
     for pattern in &raw.exclude {
         match Glob::new(pattern.trim_start_matches('/')) {
@@ -105,7 +96,7 @@ pub(super) fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Probl
     Some(SiteConfig {
         name: name?,
         path: path?,
-        schedule,
+        schedule: schedule?,
         exclude: raw.exclude,
         exclude_set,
         database,

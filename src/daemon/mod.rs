@@ -1,40 +1,44 @@
 //! `sitebackup daemon`: the long-running systemd service.
 //!
-//! Start-up: signal handlers first, then the catalog, crash recovery
-//! (stale `uploading` rows → `failed`, open multipart uploads of this host
-//! aborted on reachable servers), missed-run catch-up, and only then
-//! `READY=1`.
+//! Start-up: signal handlers first (SIGHUP, SIGTERM and SIGINT through one
+//! signal-hook stream, [`crate::signals`]), then the catalog, crash
+//! recovery (stale `uploading` rows → `failed`, open multipart uploads of
+//! this host aborted on reachable servers), missed-run catch-up, the
+//! schedules, and only then `READY=1`.
 //!
-//! Tasks: the **scheduler** computes each site's next cron time (6 fields,
-//! seconds first, UTC or `timezone`) and only *enqueues*; one **runner** executes jobs in
-//! order, sharing the per-site lock with the CLI, and prunes after each
-//! successful backup and once a day; the **watchdog** pings systemd only
-//! while the runner's heartbeat is fresh, so a stuck runner gets the unit
-//! restarted. The scheduler is a small loop over `croner` rather than
-//! tokio-cron-scheduler: it has to swap schedules atomically on SIGHUP and
-//! must not tie shutdown to a scheduler's own hooks (see README).
+//! Tasks: **tokio-cron-scheduler** runs one job per site's schedule (5 or 6
+//! fields, in `timezone`) and a daily retention job; the jobs only
+//! *enqueue* ([`scheduler`] explains how reloads and daylight-saving
+//! changes swap schedulers without losing or doubling a tick). One
+//! **runner** executes jobs in order, sharing the per-site lock with the
+//! CLI, and prunes after each successful backup; a tick for a site still
+//! queued or running is skipped. The **watchdog** pings systemd only while
+//! the runner's heartbeat is fresh, so a stuck runner gets the unit
+//! restarted. The daemon's exit never depends on the scheduler: its
+//! shutdown gets a bounded time and is not waited for otherwise.
 //!
 //! Signals: SIGHUP validates the new config fully and swaps it in, or keeps
 //! the old one and logs why. SIGTERM/SIGINT stop new jobs and let a running
 //! upload finish within `daemon.drain_timeout_secs` (sending
 //! `EXTEND_TIMEOUT_USEC` meanwhile), then abort it cleanly; exit 0. A second
-//! SIGTERM exits at once.
+//! SIGTERM or SIGINT exits at once.
 
 mod notify;
-pub mod schedule;
+mod scheduler;
 
 use crate::catalog::Catalog;
 use crate::catalog::RunOutcome;
 use crate::config::{self, Config, LoadOptions};
 use crate::lock::SiteLock;
 use crate::pipeline::{BackupJob, Progress};
+use crate::signals::{Signal, SignalStream};
 use crate::storage::{ConfigSource, Purpose, ServerSource};
 use chrono::{DateTime, Utc};
+use scheduler::{Gate, Schedules, Tick};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -43,8 +47,6 @@ use tracing::{error, info, warn};
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// After the drain deadline and the abort, how long cleanup may take.
 const ABORT_GRACE: Duration = Duration::from_secs(20);
-/// Retention runs for every site once per this interval.
-const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug)]
 enum Job {
@@ -60,8 +62,8 @@ struct Shared {
     heartbeat: AtomicI64,
     /// The last job result, for STATUS=.
     last: Mutex<Option<String>>,
-    /// The next scheduled run, for STATUS=.
-    next: Mutex<Option<(String, DateTime<Utc>)>>,
+    /// Which scheduler ticks go to the runner.
+    gate: Mutex<Gate>,
     jobs: mpsc::UnboundedSender<Job>,
 }
 
@@ -90,13 +92,32 @@ impl Shared {
         });
     }
 
-    fn idle_status(&self) -> String {
+    /// A scheduler tick the gate admitted.
+    fn tick(&self, tick: &Tick) {
+        match tick {
+            Tick::Backup(site) => self.enqueue(site, "schedule"),
+            Tick::Prune => {
+                let _ = self.jobs.send(Job::PruneAll);
+            }
+        }
+    }
+
+    fn idle_status(&self, config: &Config) -> String {
         let last = lock(&self.last).clone().unwrap_or_else(|| "no backup yet".into());
-        match lock(&self.next).clone() {
-            Some((site, at)) => format!("Idle. Last: {last}. Next: {site} at {}", crate::catalog::fmt_time(at)),
+        match next_run(config, Utc::now()) {
+            Some((at, site)) => format!("Idle. Last: {last}. Next: {site} at {}", crate::catalog::fmt_time(at)),
             None => format!("Idle. Last: {last}. No site scheduled"),
         }
     }
+}
+
+/// The next scheduled backup after `now`, for STATUS=.
+fn next_run(config: &Config, now: DateTime<Utc>) -> Option<(DateTime<Utc>, &str)> {
+    config
+        .sites
+        .iter()
+        .filter_map(|s| Some((s.schedule.next_after(now, config.timezone)?, s.name.as_str())))
+        .min()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,9 +127,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Run the daemon until SIGTERM/SIGINT. Returns the exit code.
 pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     // Signal handlers first, before anything is spawned.
-    let mut sighup = signal(SignalKind::hangup())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut signals = SignalStream::install(&[Signal::Hangup, Signal::Terminate, Signal::Interrupt])?;
 
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     recover_after_crash(&config, &catalog).await;
@@ -118,20 +137,24 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
         pending: Mutex::new(HashSet::new()),
         heartbeat: AtomicI64::new(Utc::now().timestamp_millis()),
         last: Mutex::new(None),
-        next: Mutex::new(None),
+        gate: Mutex::new(Gate::default()),
         jobs: jobs_tx,
     });
     if config.daemon.catch_up {
         catch_up(&config, &catalog, &shared).await;
     }
     let drain = Duration::from_secs(config.daemon.drain_timeout_secs);
+    let prune = scheduler::prune_schedule(Utc::now()).map_err(anyhow::Error::msg)?;
+    let schedules = Schedules::start(&config, shared.clone(), prune)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the scheduler: {e}"))?;
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
 
     let stop = CancellationToken::new();
     // Cancels a running backup (clean abort); separate from `stop` so a
     // running upload can drain after SIGTERM.
     let abort_job = CancellationToken::new();
-    let scheduler = tokio::spawn(scheduler(config_rx.clone(), shared.clone(), stop.child_token()));
+    let scheduler = tokio::spawn(schedules.run(config_rx.clone(), stop.child_token()));
     let mut runner = tokio::spawn(runner(
         config_rx.clone(),
         catalog.clone(),
@@ -143,14 +166,16 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     let watchdog = tokio::spawn(watchdog(shared.clone(), stop.child_token()));
 
     notify::ready();
-    notify::status(&shared.idle_status());
+    notify::status(&shared.idle_status(&config_rx.borrow()));
     info!("Daemon ready.");
 
-    loop {
-        tokio::select! {
-            _ = sighup.recv() => reload(&opts, &config_tx),
-            _ = sigterm.recv() => { info!("SIGTERM received: shutting down."); break; }
-            _ = sigint.recv() => { info!("SIGINT received: shutting down."); break; }
+    while let Some(signal) = signals.recv().await {
+        match signal {
+            Signal::Hangup => reload(&opts, &config_tx, &shared),
+            Signal::Terminate | Signal::Interrupt => {
+                info!("{} received: shutting down.", signal.name());
+                break;
+            }
         }
     }
 
@@ -161,6 +186,7 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     // gets this long; then the daemon exits regardless.
     let hard_deadline = deadline + ABORT_GRACE;
     let mut extend = tokio::time::interval(Duration::from_secs(5));
+    let mut signals_open = true;
     loop {
         tokio::select! {
             _ = &mut runner => break,
@@ -178,8 +204,11 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
                     notify::extend_timeout(left + Duration::from_secs(5));
                 }
             }
-            _ = sigterm.recv() => { error!("Second SIGTERM: exiting at once."); std::process::exit(1); }
-            _ = sigint.recv() => { error!("Second SIGINT: exiting at once."); std::process::exit(1); }
+            signal = signals.recv(), if signals_open => match signal {
+                Some(Signal::Hangup) => info!("SIGHUP while stopping: ignored."),
+                Some(s) => { error!("Second {}: exiting at once.", s.name()); std::process::exit(1); }
+                None => signals_open = false,
+            }
         }
     }
     for (name, task) in [("scheduler", scheduler), ("watchdog", watchdog)] {
@@ -191,7 +220,7 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>) {
+fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>, shared: &Shared) {
     notify::reloading();
     info!("SIGHUP received: reloading the configuration.");
     match config::load_without_env_file(opts) {
@@ -205,6 +234,7 @@ fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>) {
                 servers = new.servers.len(),
                 "Configuration reloaded."
             );
+            notify::status(&shared.idle_status(&new));
             config_tx.send_replace(Arc::new(new));
         }
         Err(e) => {
@@ -316,51 +346,9 @@ async fn catch_up(config: &Config, catalog: &Arc<Catalog>, shared: &Shared) {
         let last = last
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc));
-        if schedule::missed_run(&site.schedule, last, now, config.timezone) {
+        if site.schedule.missed_run(last, now, config.timezone) {
             info!(site = %site.name, "Missed run (last complete archive older than one period): running once now.");
             shared.enqueue(&site.name, "catch-up");
-        }
-    }
-}
-
-/// Compute next fire times and enqueue due sites; recompute on reload.
-async fn scheduler(mut config_rx: watch::Receiver<Arc<Config>>, shared: Arc<Shared>, stop: CancellationToken) {
-    let mut fired: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    let mut next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
-    loop {
-        let config = config_rx.borrow_and_update().clone();
-        let now = Utc::now();
-        let mut next: Vec<(DateTime<Utc>, String)> = config
-            .sites
-            .iter()
-            .filter_map(|s| {
-                let from = fired.get(&s.name).map_or(now, |f| (*f).max(now));
-                schedule::next_after(&s.schedule, from, config.timezone).map(|t| (t, s.name.clone()))
-            })
-            .collect();
-        next.sort();
-        *lock(&shared.next) = next.first().map(|(t, s)| (s.clone(), *t));
-        let wake = next
-            .first()
-            .map(|(t, _)| (*t - now).to_std().unwrap_or(Duration::ZERO))
-            .unwrap_or(Duration::from_secs(3600));
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            changed = config_rx.changed() => {
-                if changed.is_err() { break; }
-            }
-            _ = tokio::time::sleep_until(next_prune) => {
-                next_prune += PRUNE_EVERY;
-                let _ = shared.jobs.send(Job::PruneAll);
-            }
-            _ = tokio::time::sleep(wake) => {
-                if let Some((at, _)) = next.first() {
-                    for (t, site) in next.iter().filter(|(t, _)| t == at) {
-                        fired.insert(site.clone(), *t);
-                        shared.enqueue(site, "schedule");
-                    }
-                }
-            }
         }
     }
 }
@@ -433,7 +421,7 @@ async fn runner(
                 }
             }
         }
-        notify::status(&shared.idle_status());
+        notify::status(&shared.idle_status(&config));
     }
 }
 
