@@ -29,6 +29,9 @@
 //! day-of-month AND day-of-week, and every job's line is re-parsed that way
 //! at each tick (hence [`job_lines`]); it needs the seconds field (hence
 //! [`Schedule::six_field`]); the offset is fixed per job (hence the plans).
+//! Its shutdown only stops its ticking: a replaced scheduler leaves a few
+//! idle tasks parked on its channels. Swaps are rare (reloads, two offset
+//! changes a year), so this is accepted.
 
 use super::{Shared, lock};
 use crate::config::Config;
