@@ -122,4 +122,8 @@ pub struct ReconcileArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Take this host's prefix over from the installation that owns it (a
+    /// rebuilt host with an empty state directory), then import every archive under it
+    #[arg(long)]
+    pub adopt: bool,
 }

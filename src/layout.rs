@@ -18,6 +18,8 @@ use std::fmt;
 
 /// Every archive key ends with this.
 pub const ARCHIVE_SUFFIX: &str = ".tar.zst";
+/// Name of the owner marker under a prefix.
+pub const OWNER_MARKER: &str = ".sitebackup-owner";
 /// Suffix of the checksum sidecar stored next to each archive.
 pub const SIDECAR_SUFFIX: &str = ".sha256";
 
@@ -62,6 +64,26 @@ impl Owner {
             Owner::Host(h) => format!("{h}/"),
             Owner::Node(n) => format!("{n}/"),
         }
+    }
+
+    /// The owner marker's key, `{prefix}.sitebackup-owner` (see
+    /// [`crate::install`]).
+    pub fn marker_key(&self) -> String {
+        format!("{}{OWNER_MARKER}", self.prefix())
+    }
+
+    /// The owner a key lies under, from its first segment (`None` for a
+    /// key without one). Whether it is a host or a node prefix is told by
+    /// the shape of the archive keys, which the caller knows.
+    pub fn of_prefix_of(key: &str, node: bool) -> Option<Owner> {
+        let (first, _) = key.split_once('/')?;
+        (!first.is_empty()).then(|| {
+            if node {
+                Owner::Node(first.to_string())
+            } else {
+                Owner::Host(first.to_string())
+            }
+        })
     }
 }
 

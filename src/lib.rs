@@ -46,6 +46,7 @@ pub mod config;
 pub mod daemon;
 pub mod database;
 pub mod hooks;
+pub mod install;
 pub mod layout;
 pub mod lock;
 pub mod pipeline;

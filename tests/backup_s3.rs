@@ -37,6 +37,16 @@ fn backup_lands_on_garage_and_reads_back_with_stock_tools() {
     let head = rig.s3api(&["head-object", "--bucket", &rig.buckets[0], "--key", &key]);
     assert_eq!(head["Metadata"]["site"], "blog", "{head}");
     assert_eq!(head["Metadata"]["host"], ws.host_id.as_str(), "{head}");
+    // The installation's id is in the object's metadata and in the owner
+    // marker the first backup wrote under the prefix.
+    let install: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.state_dir().join("install-id.json")).unwrap()).unwrap();
+    let install_id = install["install_id"].as_str().unwrap();
+    assert_eq!(head["Metadata"]["install-id"], install_id, "{head}");
+    let marker_file = ws.path().join("marker.json");
+    rig.download(&rig.buckets[0], &format!("{prefix}.sitebackup-owner"), &marker_file);
+    let marker: serde_json::Value = serde_json::from_slice(&std::fs::read(&marker_file).unwrap()).unwrap();
+    assert_eq!(marker["install_id"], install_id, "{marker}");
     assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
 
     // Download with aws, check the checksum, read it with zstd + tar.
@@ -179,7 +189,10 @@ fn dead_server_then_crossed_limit_then_a_good_server() {
     assert_eq!(r["archive"]["server_id"], 3);
 
     let prefix = format!("{}/", ws.host_id);
-    assert!(rig.keys(&rig.buckets[1], &prefix).is_empty(), "object left on server 2");
+    assert!(
+        rig.data_keys(&rig.buckets[1], &prefix).is_empty(),
+        "object left on server 2"
+    );
     assert!(
         rig.pending_uploads(&rig.buckets[1], &prefix).is_empty(),
         "upload left open on server 2"
@@ -349,7 +362,7 @@ fn a_server_dying_mid_upload_fails_over_and_leaves_nothing() {
     let prefix = format!("{}/", ws.host_id);
     // Checked on Garage directly, not through the proxy.
     assert!(
-        rig.keys(&rig.buckets[0], &prefix).is_empty(),
+        rig.data_keys(&rig.buckets[0], &prefix).is_empty(),
         "partial object on the dead server"
     );
     assert!(

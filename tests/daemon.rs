@@ -295,7 +295,10 @@ fn sigterm_during_an_upload_aborts_it_cleanly_and_exits_0() {
         rig.pending_uploads(&rig.buckets[1], &prefix).is_empty(),
         "upload left open"
     );
-    assert!(rig.keys(&rig.buckets[1], &prefix).is_empty(), "partial object left");
+    assert!(
+        rig.data_keys(&rig.buckets[1], &prefix).is_empty(),
+        "partial object left"
+    );
     let r = rows(&ws, "slow");
     assert!(r.iter().all(|r| r["status"] == "failed"), "{r:?}");
 }
@@ -327,4 +330,84 @@ fn after_kill_9_the_next_start_cleans_up() {
     );
     signal(&child, "TERM");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)).code(), Some(0));
+}
+
+/// Values that once passed validation and crashed later (a panic in
+/// `config check`, in every prune, on SIGTERM; a schedule that never fires;
+/// uploads under a hidden directory; archives holding the catalog) are
+/// configuration errors naming their key, in `config check` and through
+/// SIGHUP, where the daemon keeps running the previous configuration.
+#[test]
+fn values_that_would_crash_later_are_configuration_errors() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("badvalues");
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let site = ws.make_site("site", 1000);
+    let config = |host_id: &str, state_dir: &Path, extra: &str, schedule: &str| {
+        format!(
+            "host_id = \"{host_id}\"\nstate_dir = \"{}\"\n{extra}\n[daemon]\ncatch_up = false\n\n{}",
+            state_dir.display(),
+            site_block("blog", &site, schedule, "")
+        )
+    };
+    let (host, state) = (ws.host_id.clone(), ws.state_dir());
+    let daily = "0 0 3 * * *";
+    let good = config(&host, &state, "", daily);
+    let retention = |within: &str| format!("{good}[sites.retention]\nkeep_within = \"{within}\"\n");
+    let cases: Vec<(String, &str)> = vec![
+        (retention("99999999999999999999d"), "sites[blog].retention.keep_within"),
+        (retention("999999y"), "sites[blog].retention.keep_within"),
+        (
+            good.replace("[daemon]\n", "[daemon]\ndrain_timeout_secs = 9223372036854775807\n"),
+            "daemon.drain_timeout_secs",
+        ),
+        (config(&host, &state, "", "0 0 0 30 2 *"), "sites[blog].schedule"),
+        (config(".x", &state, "", daily), "host_id"),
+        (config(&host, &site.join("state"), "", daily), "state_dir"),
+        (
+            config(
+                &host,
+                &state,
+                &format!(
+                    "[[servers]]\nid = 9\ntype = \"local\"\npath = \"{}/backups\"\n",
+                    site.display()
+                ),
+                daily,
+            ),
+            "servers[id=9].path",
+        ),
+    ];
+    let path = ws.path().join("config.toml");
+    for (text, key) in &cases {
+        std::fs::write(&path, text).unwrap();
+        let out = ws.cmd().args(["config", "check"]).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{key}: {err}");
+        assert!(
+            err.contains(&format!("{key}:")) || err.contains(&format!("{key} (env")),
+            "{key}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{key}: {err}");
+    }
+
+    std::fs::write(&path, &good).unwrap();
+    let notify = NotifySocket::new(ws.path());
+    let mut child = spawn_daemon(&ws, &notify, &[]);
+    let mut from = notify.wait_for("READY=1", 0, Duration::from_secs(30));
+    for (text, key) in &cases {
+        std::fs::write(&path, text).unwrap();
+        signal(&child, "HUP");
+        from = notify.wait_for("Reload failed", from + 1, Duration::from_secs(30));
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "daemon died on {key}: {}",
+            log(&ws)
+        );
+        assert!(log(&ws).contains(key), "the failed reload names {key}: {}", log(&ws));
+    }
+    // Still alive and still stopping cleanly with the previous configuration.
+    std::fs::write(&path, &good).unwrap();
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", log(&ws));
 }

@@ -187,7 +187,10 @@ fn wrong_password_fails_without_upload_and_never_shows_the_password() {
     }
 
     let prefix = format!("{}/", ws.host_id);
-    assert!(rig.keys(&rig.buckets[0], &prefix).is_empty(), "an object was uploaded");
+    assert!(
+        rig.data_keys(&rig.buckets[0], &prefix).is_empty(),
+        "an object was uploaded"
+    );
     assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
     assert!(list_json(&ws, &["--all"]).is_empty(), "no archive row may be written");
     assert!(spool_files(&ws).is_empty(), "{:?}", spool_files(&ws));
@@ -390,7 +393,7 @@ fn failing_before_hook_aborts_unless_optional() {
         "no server may be tried: {r}"
     );
     let prefix = format!("{}/", ws.host_id);
-    assert!(rig.keys(&rig.buckets[0], &prefix).is_empty());
+    assert!(rig.data_keys(&rig.buckets[0], &prefix).is_empty());
     assert!(list_json(&ws, &["--all"]).is_empty());
     let seen = std::fs::read_to_string(&on_error_file).unwrap();
     assert_eq!(seen, format!("failed|{error}"));
@@ -407,7 +410,11 @@ fn failing_before_hook_aborts_unless_optional() {
             .contains("before hook #1 (exit) failed"),
         "{r}"
     );
-    assert_eq!(rig.keys(&rig.buckets[0], &prefix).len(), 2, "archive + checksum file");
+    assert_eq!(
+        rig.data_keys(&rig.buckets[0], &prefix).len(),
+        2,
+        "archive + checksum file"
+    );
 }
 
 #[test]
@@ -429,7 +436,7 @@ fn hanging_hook_is_killed_at_its_timeout() {
     let error = r["error"].as_str().unwrap();
     assert!(error.contains("before hook #1 (sleep) timed out after 1 s"), "{error}");
     let prefix = format!("{}/", ws.host_id);
-    assert!(rig.keys(&rig.buckets[0], &prefix).is_empty());
+    assert!(rig.data_keys(&rig.buckets[0], &prefix).is_empty());
 }
 
 #[test]

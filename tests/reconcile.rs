@@ -64,7 +64,19 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
     fresh.write_config("");
     fresh.set_env(rig.server_env(1, &bucket));
 
-    let v = run_json(&fresh, &["reconcile", "--dry-run"]);
+    // A new installation (empty state directory) does not take another's
+    // prefix without being told to.
+    let out = fresh.cmd().args(["reconcile"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("belongs to another installation") && stdout(&out).contains("reconcile --adopt"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(rows_by_key(&fresh).is_empty());
+    assert_eq!(rig.pending_uploads(&bucket, &prefix), vec![open_key.clone()]);
+
+    let v = run_json(&fresh, &["reconcile", "--adopt", "--dry-run"]);
     assert_eq!(v["dry_run"], true);
     let server = &v["servers"][0];
     assert!(server["applied"].is_null(), "{v}");
@@ -87,7 +99,11 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
     assert!(rows_by_key(&fresh).is_empty());
     assert_eq!(rig.pending_uploads(&bucket, &prefix), vec![open_key.clone()]);
     assert!(rig.keys(&bucket, &prefix).iter().any(|(k, _)| *k == orphan));
-    let out = fresh.cmd().args(["reconcile", "--dry-run"]).output().unwrap();
+    let out = fresh
+        .cmd()
+        .args(["reconcile", "--adopt", "--dry-run"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(stdout(&out).contains("  import   "), "{}", stdout(&out));
     assert!(
@@ -97,8 +113,8 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
     );
     assert!(rows_by_key(&fresh).is_empty());
 
-    // Apply.
-    let v = run_json(&fresh, &["reconcile"]);
+    // Apply: adopt the prefix, then import.
+    let v = run_json(&fresh, &["reconcile", "--adopt"]);
     let applied = &v["servers"][0]["applied"];
     assert_eq!(applied["errors"], serde_json::json!([]), "{v}");
     assert_eq!(applied["changes"], 4, "{v}");
@@ -124,6 +140,19 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
     let out = fresh.cmd().arg("servers").output().unwrap();
     let usage = format!("Usage: {:.2} MB", sizes.values().sum::<u64>() as f64 / 1e6);
     assert!(stdout(&out).contains(&usage), "{}", stdout(&out));
+
+    // The previous owner may no longer write under the prefix: its backup
+    // is refused as a configuration error naming both installations.
+    let out = ws.cmd().args(["backup", "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}\n{}", stdout(&out), stderr(&out));
+    for needle in [
+        "belongs to another installation",
+        "set a distinct host_id",
+        "reconcile --adopt",
+    ] {
+        assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+    }
+    assert_eq!(rig.pending_uploads(&bucket, &prefix), Vec::<String>::new());
 
     // The imported rows restore like any other.
     let id = rebuilt.values().next().unwrap()["id"].to_string();

@@ -35,6 +35,8 @@ pub enum CatalogError {
         #[source]
         source: std::io::Error,
     },
+    #[error("catalog: internal error: {0}")]
+    Internal(String),
     #[error(
         "catalog {path} has schema version {found}, newer than this sitebackup knows ({known}); upgrade sitebackup"
     )]
@@ -90,6 +92,14 @@ const MIGRATIONS: &[&str] = &[
         outcome   TEXT NOT NULL CHECK (outcome IN ('skipped','failed','succeeded')),
         reason    TEXT NOT NULL,
         at        TEXT NOT NULL
+    );
+    "#,
+    // 2: installations whose prefixes this one took over (`reconcile --adopt`).
+    r#"
+    CREATE TABLE adopted_installs (
+        install_id TEXT PRIMARY KEY,
+        host       TEXT NOT NULL,
+        adopted_at TEXT NOT NULL
     );
     "#,
 ];
@@ -188,7 +198,9 @@ impl Catalog {
         let mut conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        // FULL: a row's size and checksum are written before the upload is
+        // completed, and must survive a power cut that follows.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         migrate(&mut conn, &path)?;
         Ok(Self {
@@ -271,6 +283,20 @@ impl Catalog {
             c.execute(
                 "UPDATE s3_archives SET upload_id = ?2 WHERE id = ?1",
                 params![id, upload_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Record the archive's final size and checksum while it is still
+    /// `uploading`, before the upload is completed: a crash between the
+    /// completion and [`mark_complete`](Self::mark_complete) then leaves
+    /// enough to recognise the object as whole.
+    pub fn record_checksum(&self, id: i64, size: u64, sha256: &str) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET size_bytes = ?2, sha256 = ?3 WHERE id = ?1 AND status = 'uploading'",
+                params![id, size as i64, sha256],
             )?;
             Ok(())
         })
@@ -364,29 +390,16 @@ impl Catalog {
         })
     }
 
-    /// Rows left `uploading` by a process that died. Only call this while
+    /// Runs left `running` by a process that died. Only call this while
     /// holding the site's lock.
-    pub fn fail_stale_uploads(&self, site: &str) -> CatalogResult<Vec<ArchiveRow>> {
+    pub fn fail_stale_runs(&self, site: &str) -> CatalogResult<()> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let rows: Vec<ArchiveRow> = {
-                let mut stmt = tx.prepare(&format!(
-                    "SELECT {ARCHIVE_COLUMNS} FROM s3_archives WHERE site = ?1 AND status = 'uploading'"
-                ))?;
-                stmt.query_map(params![site], row_to_archive)?.collect::<rusqlite::Result<_>>()?
-            };
-            tx.execute(
-                "UPDATE s3_archives SET status = 'failed', error = 'interrupted: the process stopped during the upload', completed_at = ?2
-                 WHERE site = ?1 AND status = 'uploading'",
-                params![site, now_rfc3339()],
-            )?;
-            tx.execute(
+            c.execute(
                 "UPDATE backup_runs SET outcome = 'failed', error = 'interrupted: the process stopped during the run', finished_at = ?2
                  WHERE site = ?1 AND outcome = 'running'",
                 params![site, now_rfc3339()],
             )?;
-            tx.commit()?;
-            Ok(rows)
+            Ok(())
         })
     }
 

@@ -28,6 +28,10 @@ pub struct UploadingRow {
     pub bucket: String,
     pub key: String,
     pub upload_id: Option<String>,
+    /// Size and checksum, once the archive was fully sent (recorded before
+    /// the upload is completed; see [`Catalog::record_checksum`]).
+    pub size_bytes: u64,
+    pub sha256: Option<String>,
 }
 
 impl UploadingRow {
@@ -67,7 +71,7 @@ impl Catalog {
     pub fn uploading_rows(&self) -> CatalogResult<Vec<UploadingRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, site, endpoint, bucket, key, upload_id FROM s3_archives WHERE status = 'uploading' ORDER BY id",
+                "SELECT id, site, endpoint, bucket, key, upload_id, size_bytes, sha256 FROM s3_archives WHERE status = 'uploading' ORDER BY id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(UploadingRow {
@@ -77,9 +81,32 @@ impl Catalog {
                     bucket: r.get(3)?,
                     key: r.get(4)?,
                     upload_id: r.get(5)?,
+                    size_bytes: r.get::<_, i64>(6)?.max(0) as u64,
+                    sha256: r.get(7)?,
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Install ids whose prefixes this installation adopted.
+    pub fn adopted_installs(&self) -> CatalogResult<Vec<String>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT install_id FROM adopted_installs ORDER BY adopted_at")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Remember that this installation took over `install_id`'s prefixes.
+    pub fn adopt_install(&self, install_id: &str, host: &str) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO adopted_installs (install_id, host, adopted_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (install_id) DO NOTHING",
+                params![install_id, host, now_rfc3339()],
+            )?;
+            Ok(())
         })
     }
 

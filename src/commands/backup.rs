@@ -15,6 +15,7 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
     let sites = select_sites(config, args)?;
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let source: Arc<dyn ServerSource> = Arc::new(ConfigSource::new(config, Some(catalog.clone())));
+    let install = Arc::new(crate::install::load_or_create(&config.state_dir)?);
     let config = Arc::new(config.clone());
     let cancel = crate::signals::cancel_on_interrupt("Interrupted: aborting the running upload.");
 
@@ -28,6 +29,7 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
             site,
             catalog: catalog.clone(),
             source: source.clone(),
+            install: install.clone(),
             trigger: "manual",
             progress,
             cancel: cancel.clone(),
@@ -50,6 +52,15 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "results": reports }))?
         );
+    }
+    if let Some(r) = reports.iter().find(|r| r.foreign_owner) {
+        eprintln!(
+            "error: {}",
+            r.error
+                .as_deref()
+                .unwrap_or("the prefix belongs to another installation")
+        );
+        return Ok(crate::EXIT_CONFIG);
     }
     let failed = reports.iter().any(|r| r.outcome == RunOutcome::Failed);
     Ok(if failed { crate::EXIT_FAILED } else { 0 })

@@ -18,6 +18,8 @@ pub const DEFAULT_SCHEDULE: &str = "0 0 3 * * *";
 pub const DEFAULT_STORAGE_LIMIT_GB: f64 = 100.0;
 /// Default time limit of one hook command.
 pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 300;
+/// Longest allowed drain on SIGTERM (one day).
+pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 86_400;
 /// Longest allowed hook time limit (one day).
 pub const MAX_HOOK_TIMEOUT_SECS: u64 = 86_400;
 

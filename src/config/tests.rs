@@ -96,7 +96,7 @@ fn every_problem_is_reported_at_once_with_key_and_env() {
         r#"
         [[sites]]
         name = "blog"
-        path = "/"
+        path = "/tmp"
         schedule = "every day"
         "#,
     );
@@ -217,7 +217,7 @@ fn hooks_default_and_validate() {
         r#"
         [[sites]]
         name = "blog"
-        path = "/"
+        path = "/tmp"
         [sites.hooks]
         before = ["true"]
         "#,
@@ -231,7 +231,7 @@ fn hooks_default_and_validate() {
         r#"
         [[sites]]
         name = "blog"
-        path = "/"
+        path = "/tmp"
         [sites.hooks]
         after = ["ok", "  "]
         timeout_secs = 0

@@ -60,6 +60,16 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
             }
         }
     }
+    if daemon.drain_timeout_secs > MAX_DRAIN_TIMEOUT_SECS {
+        problems.push(problem(
+            "daemon.drain_timeout_secs",
+            Some("SITEBACKUP_DRAIN_TIMEOUT_SECS".into()),
+            format!(
+                "must be at most {MAX_DRAIN_TIMEOUT_SECS} seconds (a day), found {}; keep it below the unit's TimeoutStopSec",
+                daemon.drain_timeout_secs
+            ),
+        ));
+    }
     match env.get("SITEBACKUP_CATCH_UP").map(|v| parse_bool(v)) {
         Some(Some(v)) => daemon.catch_up = v,
         Some(None) => problems.push(problem(
@@ -131,6 +141,8 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         }
     }
 
+    check_outside_sites(&state_dir, &servers, &sites, &mut problems);
+
     if problems.is_empty() {
         Ok(Config {
             host_id,
@@ -145,6 +157,80 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// The state directory and `local` targets must not lie inside a site:
+/// every archive would then hold the earlier archives and the catalog.
+fn check_outside_sites(state_dir: &Path, servers: &[ServerConfig], sites: &[SiteConfig], problems: &mut Vec<Problem>) {
+    let within = |inner: &Path, site: &SiteConfig| normalized(inner).starts_with(normalized(&site.path));
+    for site in sites {
+        if within(state_dir, site) {
+            problems.push(problem(
+                "state_dir",
+                Some("SITEBACKUP_STATE_DIR".into()),
+                format!(
+                    "{} is inside site {:?} ({}): its archives would contain the catalog and spool; move state_dir out of the site",
+                    state_dir.display(),
+                    site.name,
+                    site.path.display()
+                ),
+            ));
+        }
+        for server in servers {
+            if let ServerKind::Local { path } = &server.kind
+                && within(path, site)
+            {
+                problems.push(problem(
+                    format!("servers[id={}].path", server.id),
+                    Some(server_env(server.id, "PATH")),
+                    format!(
+                        "{} is inside site {:?} ({}): each archive would contain the earlier ones; use a directory outside every site",
+                        path.display(),
+                        site.name,
+                        site.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The path with symlinks resolved as far as it exists, and `.`/`..`
+/// folded lexically beyond that.
+fn normalized(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return lexical(&out);
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return lexical(path),
+        }
+    }
+}
+
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// `SITEBACKUP_STATE_DIR`, else `state_dir`, else the default.

@@ -24,18 +24,19 @@
 //! SIGTERM or SIGINT exits at once.
 
 mod notify;
+mod recover;
 mod scheduler;
 
 use crate::catalog::Catalog;
 use crate::catalog::RunOutcome;
 use crate::config::{self, Config, LoadOptions};
-use crate::lock::SiteLock;
+use crate::install::Installation;
 use crate::pipeline::{BackupJob, Progress};
 use crate::signals::{Signal, SignalStream};
-use crate::storage::{ConfigSource, Purpose, ServerSource};
+use crate::storage::ConfigSource;
 use chrono::{DateTime, Utc};
 use scheduler::{Gate, Schedules, Tick};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,6 +66,8 @@ struct Shared {
     /// Which scheduler ticks go to the runner.
     gate: Mutex<Gate>,
     jobs: mpsc::UnboundedSender<Job>,
+    /// This installation (see [`crate::install`]).
+    install: Arc<Installation>,
 }
 
 impl Shared {
@@ -130,7 +133,8 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     let mut signals = SignalStream::install(&[Signal::Hangup, Signal::Terminate, Signal::Interrupt])?;
 
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    recover_after_crash(&config, &catalog).await;
+    let install = Arc::new(crate::install::load_or_create(&config.state_dir)?);
+    recover::recover_after_crash(&config, &catalog).await;
 
     let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -139,6 +143,7 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
         last: Mutex::new(None),
         gate: Mutex::new(Gate::default()),
         jobs: jobs_tx,
+        install,
     });
     if config.daemon.catch_up {
         catch_up(&config, &catalog, &shared).await;
@@ -249,90 +254,6 @@ fn reload(opts: &LoadOptions, config_tx: &watch::Sender<Arc<Config>>, shared: &S
     notify::ready();
 }
 
-/// Mark stale `uploading` rows failed and abort this host's open multipart
-/// uploads — only for sites whose lock we can take (a CLI backup running
-/// now keeps its own).
-async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
-    let source = ConfigSource::new(config, Some(catalog.clone()));
-    let targets = source.servers(Purpose::Read).await.unwrap_or_default();
-    let mut held: BTreeMap<String, SiteLock> = BTreeMap::new();
-    for site in &config.sites {
-        if let Ok(l) = SiteLock::try_acquire(&config.state_dir, &site.name) {
-            held.insert(site.name.clone(), l);
-        }
-    }
-    for site in held.keys() {
-        // A database dump spooled by a run that died (see database::dump).
-        let spool = config.state_dir.join("spool").join(format!("{site}.sql"));
-        if std::fs::remove_file(&spool).is_ok() {
-            warn!(site = %site, "Removed a database dump left by an interrupted run.");
-        }
-        let cat = catalog.clone();
-        let s = site.clone();
-        match tokio::task::spawn_blocking(move || cat.fail_stale_uploads(&s)).await {
-            Ok(Ok(rows)) if !rows.is_empty() => {
-                warn!(site = %site, count = rows.len(), "Marked uploads interrupted by a previous stop as failed.");
-                // A stop between the server's completion and the catalog
-                // write leaves a whole object under a failed row.
-                for row in rows {
-                    let server = targets.iter().find(|t| t.location == row.location());
-                    if let Some(store) = server.and_then(|s| s.store().ok()) {
-                        let _ = tokio::time::timeout(
-                            Duration::from_secs(20),
-                            crate::storage::remove_orphan(store.as_ref(), &row.key),
-                        )
-                        .await;
-                    }
-                }
-            }
-            Ok(Err(e)) => warn!(site = %site, "Could not clean up stale catalog rows: {e}"),
-            _ => {}
-        }
-    }
-    let prefix = config.owner().prefix();
-    let cleanups = targets.iter().map(|server| {
-        let prefix = prefix.clone();
-        let held = &held;
-        let state_dir = config.state_dir.clone();
-        async move {
-            let Ok(store) = server.store() else { return };
-            let listed = tokio::time::timeout(Duration::from_secs(20), store.list_multipart(&prefix)).await;
-            let uploads = match listed {
-                Ok(Ok(u)) => u,
-                Ok(Err(e)) => {
-                    warn!(server = server.id, "Could not list open uploads at start-up: {e}");
-                    return;
-                }
-                Err(_) => {
-                    warn!(server = server.id, "Listing open uploads timed out at start-up.");
-                    return;
-                }
-            };
-            for u in uploads {
-                let Some(site) = crate::layout::site_of_key(&u.key) else {
-                    continue;
-                };
-                // Sites no longer configured: take their lock for the abort.
-                let _extra = if held.contains_key(&site) {
-                    None
-                } else {
-                    match SiteLock::try_acquire(&state_dir, &site) {
-                        Ok(l) => Some(l),
-                        _ => continue,
-                    }
-                };
-                match store.abort_multipart(&u.key, &u.upload_id).await {
-                    Ok(()) => {
-                        warn!(server = server.id, key = %u.key, "Aborted an upload left open by a previous stop.")
-                    }
-                    Err(e) => warn!(server = server.id, key = %u.key, "Could not abort a stale upload: {e}"),
-                }
-            }
-        }
-    });
-    futures::future::join_all(cleanups).await;
-}
-
 /// Enqueue sites whose last complete archive is older than one period.
 async fn catch_up(config: &Config, catalog: &Arc<Catalog>, shared: &Shared) {
     let now = Utc::now();
@@ -385,6 +306,7 @@ async fn runner(
                     site: site_cfg.clone(),
                     catalog: catalog.clone(),
                     source: Arc::new(ConfigSource::new(&config, Some(catalog.clone()))),
+                    install: shared.install.clone(),
                     trigger,
                     progress: Arc::new(Progress::default()),
                     cancel: abort_job.clone(),

@@ -28,11 +28,11 @@ use crate::catalog::{Attempt, AttemptOutcome, Catalog, NewArchive, RunOutcome};
 use crate::config::{Config, SiteConfig};
 use crate::database::{self, DatabaseDump};
 use crate::hooks::{self, HookContext, HookStage};
+use crate::install::{self, Installation};
 use crate::layout::ArchiveKey;
 use crate::lock::SiteLock;
 use crate::storage::{
-    self, CompletedPart, ObjectStore, Purpose, ServerSource, StorageError, Target, abort_with_retries, remove_orphan,
-    with_retries,
+    self, CompletedPart, ObjectStore, Purpose, ServerSource, StorageError, Target, abort_with_retries, with_retries,
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -40,7 +40,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -77,6 +77,9 @@ pub struct BackupReport {
     pub attempts: Vec<Attempt>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
+    /// The run was refused because the prefix belongs to another
+    /// installation: a configuration problem (`backup` exits 2).
+    pub foreign_owner: bool,
     pub duration_secs: f64,
 }
 
@@ -87,6 +90,9 @@ pub struct BackupJob {
     pub catalog: Arc<Catalog>,
     /// Where the servers come from (the configuration, or a master's lease).
     pub source: Arc<dyn ServerSource>,
+    /// This installation: its id goes into every object's metadata and
+    /// the prefix's owner marker.
+    pub install: Arc<Installation>,
     pub trigger: &'static str,
     pub progress: Arc<Progress>,
     pub cancel: CancellationToken,
@@ -106,6 +112,7 @@ impl BackupJob {
             attempts: Vec::new(),
             warnings: Vec::new(),
             error: None,
+            foreign_owner: false,
             duration_secs: 0.0,
         };
         let lock = match SiteLock::try_acquire(&self.config.state_dir, &site) {
@@ -252,6 +259,7 @@ impl BackupJob {
                     self.attempt(report, run_id, server, AttemptOutcome::Failed, &msg)
                         .await?;
                     if !e.next_server() {
+                        report.foreign_owner = matches!(e, upload::AttemptError::ForeignOwner(_));
                         return Err(msg);
                     }
                     warn!(site = %site.name, server = server.id, "Upload failed, trying the next server: {msg}");

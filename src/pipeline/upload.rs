@@ -26,6 +26,10 @@ pub(super) enum AttemptError {
     Cancelled,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The prefix belongs to another installation: no server may take
+    /// this archive until the operator decides.
+    #[error("{0}")]
+    ForeignOwner(String),
 }
 
 impl AttemptError {
@@ -37,7 +41,8 @@ impl AttemptError {
             AttemptError::Source(_)
             | AttemptError::Catalog(_)
             | AttemptError::Cancelled
-            | AttemptError::Internal(_) => false,
+            | AttemptError::Internal(_)
+            | AttemptError::ForeignOwner(_) => false,
         }
     }
 }
@@ -90,24 +95,37 @@ impl BackupJob {
             )
             .await;
         match result {
-            Ok((size, sha256, stats)) => Ok((
-                ArchiveDone {
-                    id: row_id,
-                    server_id: server.id,
-                    server: server.to_string(),
-                    key,
-                    size_bytes: size,
-                    sha256,
-                },
-                stats,
-            )),
+            Ok(stored) => {
+                let mut stats = stored.stats;
+                if let Some(e) = stored.unrecorded {
+                    stats.warnings.push(format!(
+                        "{key} is stored on {server}, but the catalog could not record it ({e}); \
+                         it stays stored, and the next daemon start or `sitebackup reconcile` records it"
+                    ));
+                }
+                Ok((
+                    ArchiveDone {
+                        id: row_id,
+                        server_id: server.id,
+                        server: server.to_string(),
+                        key,
+                        size_bytes: stored.size,
+                        sha256: stored.sha256,
+                    },
+                    stats,
+                ))
+            }
             Err(e) => {
+                // Nothing was completed (a completion whose reply was lost
+                // but whose object is whole counts as completed, above):
+                // abort the upload, and drop the sidecar written for it
+                // unless an object is there after all. A whole object is
+                // never deleted here.
                 if let Some(id) = &upload_id {
                     abort_with_retries(store.as_ref(), &key, id).await;
-                    // A completion whose reply was lost, or a catalog write
-                    // that failed after it, leaves a whole object behind:
-                    // remove it, since the row is marked failed.
-                    remove_orphan(store.as_ref(), &key).await;
+                    if let Ok(None) = store.head(&key).await {
+                        let _ = store.delete(&storage::sidecar_key(&key)).await;
+                    }
                 }
                 let cat = self.catalog.clone();
                 let msg = e.to_string();
@@ -128,11 +146,13 @@ impl BackupJob {
         row_id: i64,
         database: Option<DatabaseEntry>,
         upload_id_out: &mut Option<String>,
-    ) -> Result<(u64, String, archive::ArchiveStats), AttemptError> {
+    ) -> Result<Stored, AttemptError> {
+        self.claim_prefix(server, store.as_ref()).await?;
         let upload = &self.config.upload;
         let metadata: BTreeMap<String, String> = [
             ("site", self.site.name.clone()),
             ("host", self.config.host_id.clone()),
+            (install::METADATA_KEY, self.install.install_id.clone()),
             ("tool-version", format!("sitebackup/{}", env!("CARGO_PKG_VERSION"))),
             ("created-at", created_at.to_string()),
         ]
@@ -234,20 +254,55 @@ impl BackupJob {
             .map_err(|e| AttemptError::Internal(e.to_string()))?
             .map_err(AttemptError::Source)?;
         parts.sort_by_key(|p| p.part_number);
-        with_retries(upload.part_retries, || {
-            store.complete_multipart(key, &upload_id, parts.clone())
-        })
-        .await?;
 
-        // The server confirmed the object: only now is the row complete.
+        // Before completing: the row gets the final size and checksum
+        // (synchronous=FULL), and the sidecar goes up, so that whatever
+        // happens from here on, a whole object can be recognised as one.
         let cat = self.catalog.clone();
         let sha = sha256.clone();
-        blocking_attempt(move || cat.mark_complete(row_id, size, &sha)).await?;
+        blocking_attempt(move || cat.record_checksum(row_id, size, &sha)).await?;
         let sidecar = format!("{sha256}  {}\n", key.rsplit('/').next().unwrap_or(key));
-        if let Err(e) = store.put_small(&storage::sidecar_key(key), Bytes::from(sidecar)).await {
-            warn!(site = %self.site.name, key, "Could not store the checksum file next to the archive: {e}");
+        let sidecar_key = storage::sidecar_key(key);
+        with_retries(upload.part_retries, || {
+            store.put_small(&sidecar_key, Bytes::from(sidecar.clone()))
+        })
+        .await?;
+        complete_or_find(store.as_ref(), key, &upload_id, &parts, size, upload.part_retries).await?;
+
+        // The object is whole: only now is the row complete. If the catalog
+        // cannot say so within a minute, the archive stays stored (no second
+        // copy elsewhere) and the run ends with a warning.
+        let unrecorded = record_complete(&self.catalog, row_id, size, &sha256).await.err();
+        Ok(Stored {
+            size,
+            sha256,
+            stats,
+            unrecorded,
+        })
+    }
+
+    /// Write the owner marker under this installation's prefix on first
+    /// use, and refuse a prefix that another installation owns.
+    async fn claim_prefix(&self, server: &Target, store: &dyn ObjectStore) -> Result<(), AttemptError> {
+        let owner = self.config.owner();
+        let cat = self.catalog.clone();
+        let adopted = blocking_attempt(move || cat.adopted_installs()).await?;
+        let marker = storage::read_marker(store, &owner).await?;
+        match install::Ownership::of(marker.as_ref(), &self.install, &adopted) {
+            install::Ownership::Ours => Ok(()),
+            install::Ownership::Unclaimed => {
+                let (key, body) = (owner.marker_key(), Bytes::from(self.install.marker().to_bytes()));
+                with_retries(self.config.upload.part_retries, || store.put_small(&key, body.clone())).await?;
+                info!(server = server.id, prefix = %owner.prefix(), "Claimed the prefix for this installation.");
+                Ok(())
+            }
+            install::Ownership::Foreign(m) => Err(AttemptError::ForeignOwner(install::foreign_owner_message(
+                &owner.prefix(),
+                &server.name,
+                &m,
+                &self.install,
+            ))),
         }
-        Ok((size, sha256, stats))
     }
 
     /// The archive's key ([`ArchiveKey`]), with `-N` added in the rare
@@ -263,6 +318,86 @@ impl BackupJob {
             }
         }
         Err(AttemptError::Internal(format!("no free object key near {base}")))
+    }
+}
+
+/// What a successful attempt stored.
+struct Stored {
+    size: u64,
+    sha256: String,
+    stats: archive::ArchiveStats,
+    /// Why the catalog could not mark the row complete, if it could not.
+    unrecorded: Option<crate::catalog::CatalogError>,
+}
+
+/// Complete the multipart upload. When the request fails, the reply may
+/// just have been lost: a HEAD that finds the object with the expected
+/// size means it is complete, and the attempt succeeds without failing
+/// over. Otherwise a transient error is retried and anything else fails
+/// the attempt (the caller aborts the upload).
+async fn complete_or_find(
+    store: &dyn ObjectStore,
+    key: &str,
+    upload_id: &str,
+    parts: &[CompletedPart],
+    size: u64,
+    retries: u32,
+) -> Result<(), StorageError> {
+    let mut attempt = 0;
+    loop {
+        let err = match store.complete_multipart(key, upload_id, parts.to_vec()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match with_retries(retries, || store.head(key)).await {
+            Ok(Some(info)) if info.size == size => {
+                warn!(
+                    key,
+                    "The reply to the upload's completion was lost, but the object is whole: keeping it."
+                );
+                return Ok(());
+            }
+            Ok(_) | Err(_) => {}
+        }
+        if err.class() != storage::ErrorClass::Retry || attempt >= retries {
+            return Err(err);
+        }
+        attempt += 1;
+        let delay = Duration::from_millis(250u64 << attempt.min(6));
+        warn!(key, "Retrying the upload's completion in {delay:?} after: {err}");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// How long a busy or locked catalog may delay recording a stored archive.
+const RECORD_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Mark the row complete, retrying with backoff for up to a minute.
+async fn record_complete(
+    catalog: &Arc<crate::catalog::Catalog>,
+    row_id: i64,
+    size: u64,
+    sha256: &str,
+) -> Result<(), crate::catalog::CatalogError> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let (cat, sha) = (catalog.clone(), sha256.to_string());
+        let result = tokio::task::spawn_blocking(move || cat.mark_complete(row_id, size, &sha))
+            .await
+            .unwrap_or_else(|e| Err(crate::catalog::CatalogError::Internal(e.to_string())));
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if started.elapsed() + delay < RECORD_PATIENCE => {
+                warn!(
+                    row_id,
+                    "Could not mark the archive complete yet, retrying in {delay:?}: {e}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -107,6 +107,8 @@ pub struct ServerPlan {
     pub orphan_sidecars: Vec<String>,
     /// Objects under the prefix that are not archives: reported only.
     pub unrecognised: Vec<String>,
+    /// Archives and uploads of another installation: left alone.
+    pub foreign: Vec<String>,
     pub usage_before_bytes: u64,
     pub usage_after_bytes: u64,
 }
@@ -123,8 +125,8 @@ impl ServerPlan {
     }
 }
 
-/// Everything [`plan_server`] looks at for one server.
-#[derive(Debug, Clone, Copy)]
+/// Everything [`plan_server`] looks at for one server and prefix.
+#[derive(Clone, Copy)]
 pub struct PlanInput<'a> {
     /// The installation whose prefix was listed.
     pub owner: &'a Owner,
@@ -135,6 +137,22 @@ pub struct PlanInput<'a> {
     pub uploading: &'a [UploadingRow],
     /// Sites whose backup is running now (lock held).
     pub busy_sites: &'a BTreeSet<String>,
+    /// May an object written by this install id (`None`: no id in its
+    /// metadata) be imported? See [`crate::install::may_touch`].
+    pub may_import: &'a dyn Fn(Option<&str>) -> bool,
+    /// This installation owns the prefix (its marker, or `--adopt`): open
+    /// uploads and sidecars this catalog does not know are its own too.
+    /// Otherwise only the upload ids this catalog recorded are aborted.
+    pub prefix_owned: bool,
+}
+
+impl std::fmt::Debug for PlanInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanInput")
+            .field("owner", self.owner)
+            .field("prefix_owned", &self.prefix_owned)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Site and creation time of an object to import: metadata first, then key.
@@ -163,7 +181,10 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
         rows,
         uploading,
         busy_sites,
+        may_import,
+        prefix_owned,
     } = input;
+    let marker = owner.marker_key();
     let mut plan = ServerPlan::default();
     let prefix = owner.prefix();
     let prefix = prefix.as_str();
@@ -183,6 +204,7 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
         .filter(|u| busy(&u.site))
         .filter_map(|u| u.upload_id.as_deref())
         .collect();
+    let recorded_uploads: BTreeSet<&str> = uploading.iter().filter_map(|u| u.upload_id.as_deref()).collect();
 
     plan.usage_before_bytes = rows
         .iter()
@@ -191,9 +213,16 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
         .sum();
 
     for (&key, &size) in &listed {
-        if let Some(owner) = storage::sidecar_owner(key) {
-            if !listed.contains_key(owner) {
-                plan.orphan_sidecars.push(key.to_string());
+        if key == marker {
+            continue;
+        }
+        if let Some(archive) = storage::sidecar_owner(key) {
+            if !listed.contains_key(archive) {
+                if prefix_owned {
+                    plan.orphan_sidecars.push(key.to_string());
+                } else {
+                    plan.unrecognised.push(key.to_string());
+                }
             }
             continue;
         }
@@ -220,6 +249,11 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
             continue; // a running backup is about to mark it complete
         }
         let details = inventory.details.get(key);
+        let writer = details.and_then(|d| d.metadata.get(crate::install::METADATA_KEY));
+        if !may_import(writer.map(String::as_str)) {
+            plan.foreign.push(key.to_string());
+            continue;
+        }
         let Some((site, created_at)) = identity(owner, key, details) else {
             plan.unrecognised.push(key.to_string());
             continue;
@@ -262,8 +296,10 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
         };
         if live_uploads.contains(u.upload_id.as_str()) {
             plan.in_progress.push(upload);
-        } else {
+        } else if prefix_owned || recorded_uploads.contains(u.upload_id.as_str()) {
             plan.aborts.push(upload);
+        } else {
+            plan.foreign.push(format!("{} (open upload {})", u.key, u.upload_id));
         }
     }
 

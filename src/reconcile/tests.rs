@@ -41,6 +41,8 @@ fn uploading(id: i64, site: &str, key: &str, upload_id: &str) -> UploadingRow {
         bucket: "b".into(),
         key: key.into(),
         upload_id: Some(upload_id.into()),
+        size_bytes: 0,
+        sha256: None,
     }
 }
 
@@ -52,7 +54,75 @@ fn plan(inv: &ServerInventory, rows: &[ArchiveRow], up: &[UploadingRow], busy: &
         rows,
         uploading: up,
         busy_sites: &busy_sites,
+        may_import: &|_| true,
+        prefix_owned: true,
     })
+}
+
+#[test]
+fn another_installations_objects_and_uploads_are_left_alone() {
+    let mine = "11111111-1111-4111-8111-111111111111";
+    let with_writer = |id: &str| ObjectDetails {
+        sha256: None,
+        metadata: [("install-id".to_string(), id.to_string())].into(),
+    };
+    let inv = ServerInventory {
+        objects: vec![
+            obj(K1, 100),
+            obj(K2, 200),
+            obj(K3, 300),
+            obj("web1/.sitebackup-owner", 120),
+            obj("web1/2024/12/30/gone-backup-20241230-000000.tar.zst.sha256", 90),
+        ],
+        uploads: vec![
+            PendingUpload {
+                key: K1.into(),
+                upload_id: "recorded".into(),
+            },
+            PendingUpload {
+                key: K2.into(),
+                upload_id: "unknown".into(),
+            },
+        ],
+        details: [
+            (K1.to_string(), with_writer(mine)),
+            (K2.to_string(), with_writer("22222222-2222-4222-8222-222222222222")),
+            (K3.to_string(), ObjectDetails::default()),
+        ]
+        .into(),
+    };
+    let up = [uploading(9, "blog", K1, "recorded")];
+    let busy = BTreeSet::new();
+    let may_import = |writer: Option<&str>| writer.is_none_or(|w| w == mine);
+    let web1 = Owner::Host("web1".into());
+    let input = |prefix_owned| PlanInput {
+        owner: &web1,
+        inventory: &inv,
+        rows: &[],
+        uploading: &up,
+        busy_sites: &busy,
+        may_import: &may_import,
+        prefix_owned,
+    };
+    // A prefix nobody claimed: only our own and id-less archives, only our
+    // recorded upload, no sidecar deletions.
+    let p = plan_server(input(false));
+    let imported: Vec<&str> = p.imports.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(imported, [K1, K3]);
+    assert_eq!(p.aborts.len(), 1);
+    assert_eq!(p.aborts[0].upload_id, "recorded");
+    assert_eq!(p.foreign, [K2.to_string(), format!("{K2} (open upload unknown)")]);
+    assert!(p.orphan_sidecars.is_empty());
+    assert!(
+        !p.unrecognised.iter().any(|k| k.ends_with(".sitebackup-owner")),
+        "{:?}",
+        p.unrecognised
+    );
+    // Our prefix: every open upload under it is ours to abort.
+    let p = plan_server(input(true));
+    assert_eq!(p.aborts.len(), 2);
+    assert_eq!(p.foreign, [K2.to_string()]);
+    assert_eq!(p.orphan_sidecars.len(), 1);
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod s3;
 mod source;
 
 pub use local::LocalStore;
-pub use retry::{abort_with_retries, remove_orphan, with_retries};
+pub use retry::{abort_with_retries, with_retries};
 pub use s3::S3Store;
 pub use source::{ConfigSource, Purpose, ServerSource, SourceError, Target};
 
@@ -158,6 +158,8 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> StorageResult<()>;
 }
 
+use crate::install::OwnerMarker;
+use crate::layout::Owner;
 pub use crate::layout::{sidecar_key, sidecar_owner};
 
 /// The checksum in a sidecar's text (`sha256sum` format: `<hex>  <name>`),
@@ -167,26 +169,50 @@ pub fn parse_sidecar(text: &str) -> Option<String> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
 }
 
-/// Sidecars are one line; anything longer is not one.
-const MAX_SIDECAR: usize = 4096;
+/// Sidecars and owner markers are a few lines; anything longer is not one.
+const MAX_SMALL: usize = 4096;
 
-/// Fetch and parse the checksum sidecar of `key`: `Ok(None)` when there is
-/// none (or it is unreadable as a checksum).
-pub async fn read_sidecar(store: &dyn ObjectStore, key: &str) -> StorageResult<Option<String>> {
+/// Fetch a small object whole: `Ok(None)` when it does not exist or is
+/// larger than `max` bytes (then it is not what the caller looks for).
+pub async fn read_small(store: &dyn ObjectStore, key: &str, max: usize) -> StorageResult<Option<Vec<u8>>> {
     use futures::StreamExt;
-    let mut stream = match store.get(&sidecar_key(key)).await {
+    let mut stream = match store.get(key).await {
         Ok(s) => s,
         Err(StorageError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut text = Vec::new();
+    let mut data = Vec::new();
     while let Some(chunk) = stream.next().await {
-        text.extend_from_slice(&chunk?);
-        if text.len() > MAX_SIDECAR {
+        data.extend_from_slice(&chunk?);
+        if data.len() > max {
             return Ok(None);
         }
     }
-    Ok(std::str::from_utf8(&text).ok().and_then(parse_sidecar))
+    Ok(Some(data))
+}
+
+/// Fetch and parse the checksum sidecar of `key`: `Ok(None)` when there is
+/// none (or it is unreadable as a checksum).
+pub async fn read_sidecar(store: &dyn ObjectStore, key: &str) -> StorageResult<Option<String>> {
+    let text = read_small(store, &sidecar_key(key), MAX_SMALL).await?;
+    Ok(text
+        .and_then(|t| String::from_utf8(t).ok())
+        .and_then(|t| parse_sidecar(&t)))
+}
+
+/// The owner marker under `owner`'s prefix (see [`crate::install`]);
+/// `Ok(None)` when there is none. An unreadable marker reads as one owned
+/// by nobody known, so nothing is claimed over it.
+pub async fn read_marker(store: &dyn ObjectStore, owner: &Owner) -> StorageResult<Option<OwnerMarker>> {
+    let key = owner.marker_key();
+    Ok(read_small(store, &key, MAX_SMALL).await?.map(|bytes| {
+        OwnerMarker::parse(&bytes).unwrap_or_else(|| OwnerMarker {
+            install_id: "(unreadable marker)".into(),
+            host: "(unknown)".into(),
+            machine_id: None,
+            written_at: String::new(),
+        })
+    }))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Retries on one server, and the clean-up that keeps a failed upload from
 //! leaving anything behind. Shared by backup, restore, prune and reconcile.
 
-use super::{ErrorClass, ObjectStore, StorageError, sidecar_key};
+use super::{ErrorClass, ObjectStore, StorageError};
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -35,19 +35,5 @@ pub async fn abort_with_retries(store: &dyn ObjectStore, key: &str, upload_id: &
             key,
             upload_id, "Could not abort the partial upload; `sitebackup reconcile` will clean it up: {e}"
         ),
-    }
-}
-
-/// Delete `key` and its checksum sidecar if they exist (best effort).
-pub async fn remove_orphan(store: &dyn ObjectStore, key: &str) {
-    if let Ok(Some(_)) = store.head(key).await {
-        warn!(key, "The failed upload left a complete object behind; deleting it.");
-        for k in [key.to_string(), sidecar_key(key)] {
-            if let Err(e) = with_retries(2, || store.delete(&k)).await
-                && !matches!(e, StorageError::NotFound { .. })
-            {
-                warn!(key = %k, "Could not delete the orphan object; `sitebackup reconcile` reports it: {e}");
-            }
-        }
     }
 }

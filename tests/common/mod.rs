@@ -94,6 +94,15 @@ impl Rig {
     }
 
     /// Open multipart uploads under `prefix`, per `aws s3api`.
+    /// The keys under `prefix` other than its owner marker (which the first
+    /// upload attempt under a prefix writes, see `sitebackup::install`).
+    pub fn data_keys(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        self.keys(bucket, prefix)
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("/.sitebackup-owner"))
+            .collect()
+    }
+
     pub fn pending_uploads(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let v = self.s3api(&["list-multipart-uploads", "--bucket", bucket, "--prefix", prefix]);
         v["Uploads"]
