@@ -30,6 +30,9 @@ cargo fmt --all -- --check
 section "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 
+section "module graph (no cycles)"
+python3 scripts/module-graph.py
+
 section "start test servers (garage, mariadb)"
 rig_dir=$(mktemp -d "${TMPDIR:-/tmp}/sb-rig.XXXXXX")
 cleanup() {

@@ -411,3 +411,48 @@ fn values_that_would_crash_later_are_configuration_errors() {
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{}", log(&ws));
 }
+
+/// A stop between the server's completion and the catalog write leaves a
+/// row `uploading` that already holds the final size and checksum. At the
+/// next start the object is found whole (size and sidecar match), so the
+/// row is recorded complete and the object kept. (Before: the row was
+/// marked failed and the whole object deleted.)
+#[test]
+fn start_up_records_an_upload_that_completed_before_a_crash() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("completedcrash");
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let site = ws.make_site("site", 30_000);
+    ws.write_config(&format!(
+        "[daemon]\ncatch_up = false\n\n{}",
+        site_block("blog", &site, "0 0 3 * * *", "")
+    ));
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row = rows(&ws, "blog").remove(0);
+    let key = row["key"].as_str().unwrap().to_string();
+    // What a crash right after CompleteMultipartUpload leaves.
+    let db = rusqlite::Connection::open(ws.state_dir().join("catalog.db")).unwrap();
+    db.execute(
+        "UPDATE s3_archives SET status = 'uploading', upload_id = 'gone-upload-id', completed_at = NULL WHERE key = ?1",
+        [&key],
+    )
+    .unwrap();
+    db.execute("UPDATE backup_runs SET outcome = 'running', finished_at = NULL", [])
+        .unwrap();
+    drop(db);
+
+    let notify = NotifySocket::new(ws.path());
+    let mut child = spawn_daemon(&ws, &notify, &[]);
+    notify.wait_for("READY=1", 0, Duration::from_secs(30));
+    let after = rows(&ws, "blog");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["status"], "complete", "{after:?}\n{}", log(&ws));
+    assert_eq!(after[0]["sha256"], row["sha256"]);
+    let prefix = format!("{}/", ws.host_id);
+    let keys: Vec<String> = rig.keys(&rig.buckets[0], &prefix).into_iter().map(|(k, _)| k).collect();
+    assert!(keys.contains(&key), "the whole object was deleted: {keys:?}");
+    assert!(keys.contains(&format!("{key}.sha256")), "{keys:?}");
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)).code(), Some(0));
+}

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 mod fixtures;
+pub mod http_proxy;
 #[allow(unused_imports)] // not every test binary uses every fixture
 pub use fixtures::*;
 

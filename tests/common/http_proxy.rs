@@ -1,0 +1,155 @@
+//! An HTTP/1.1-aware fault proxy for S3 on loopback: it reads each request
+//! whole (head + `Content-Length` body), forwards it to the upstream on a
+//! fresh connection (`Connection: close`), and sends the response back,
+//! except where a [`Fault`] says otherwise. Requests are counted, so a test
+//! can assert what the client did. Lives until the test process exits.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// What to do to matching requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward everything untouched.
+    None,
+    /// Forward the first CompleteMultipartUpload (a POST with `uploadId=`)
+    /// to the server, then drop its reply: the client sees the connection
+    /// close with no response, although the upload was completed.
+    DropFirstCompleteReply,
+}
+
+/// One request seen by the proxy.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    /// The reply was withheld from the client.
+    pub dropped: bool,
+}
+
+pub struct HttpProxy {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl HttpProxy {
+    pub fn start(upstream: &str, fault: Fault) -> Self {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let (upstream, log) = (upstream.clone(), log.clone());
+                std::thread::spawn(move || serve(client, &upstream, fault, &log));
+            }
+        });
+        Self { url, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut writer = client;
+    loop {
+        let Some((head, body)) = read_request(&mut reader) else {
+            return;
+        };
+        let request_line = head.lines().next().unwrap_or_default().to_string();
+        let mut parts = request_line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or_default().to_string(),
+            parts.next().unwrap_or_default().to_string(),
+        );
+        let is_complete = method == "POST" && target.contains("uploadId=");
+        let drop_reply = {
+            let mut log = log.lock().unwrap();
+            let drop = fault == Fault::DropFirstCompleteReply && is_complete && !log.iter().any(|s| s.dropped);
+            log.push(Seen {
+                method,
+                target,
+                dropped: drop,
+            });
+            drop
+        };
+        let Some(response) = forward(upstream, &head, &body) else {
+            return;
+        };
+        if drop_reply {
+            return; // the server did the work; the client never hears of it
+        }
+        if writer.write_all(&response).is_err() {
+            return;
+        }
+    }
+}
+
+/// The request head (with its final blank line) and body, or `None` at EOF.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let end = line == "\r\n";
+        head.push_str(&line);
+        if end {
+            break;
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+/// Send one request upstream on its own connection and read the whole
+/// response (the upstream closes the connection after it).
+fn forward(upstream: &str, head: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let mut server = TcpStream::connect(upstream).ok()?;
+    let head: String = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    server.write_all(head.as_bytes()).ok()?;
+    server.write_all(b"Connection: close\r\n\r\n").ok()?;
+    server.write_all(body).ok()?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).ok()?;
+    Some(strip_connection_close(response))
+}
+
+/// The client keeps its connection: drop the `Connection: close` the
+/// upstream answered with, keeping the framing headers as they are.
+fn strip_connection_close(response: Vec<u8>) -> Vec<u8> {
+    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return response;
+    };
+    let head = String::from_utf8_lossy(&response[..end]);
+    let mut out: Vec<u8> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .flat_map(|l| format!("{l}\r\n").into_bytes())
+        .collect();
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&response[end + 4..]);
+    out
+}
