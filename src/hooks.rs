@@ -15,7 +15,6 @@
 //! command line, which may hold a token.
 
 use crate::config::HooksConfig;
-use rustix::process::{Pid, Signal, kill_process_group};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -23,8 +22,6 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Time between SIGTERM and SIGKILL for a hook that is being stopped.
-const KILL_GRACE: Duration = Duration::from_secs(3);
 /// How long to wait for output after a hook exited (a background process
 /// it started may hold its pipes open).
 const OUTPUT_GRACE: Duration = Duration::from_secs(2);
@@ -170,7 +167,7 @@ async fn run_one(
         program: program.clone(),
         source,
     })?;
-    let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
+    let pgid = crate::process::group_of(&child);
     let mut output = tokio::task::JoinSet::new();
     if let Some(out) = child.stdout.take() {
         output.spawn(log_lines(out, site.to_string(), stage_name, number, "stdout"));
@@ -206,7 +203,7 @@ async fn run_one(
             status: format!("cannot wait for it: {e}"),
         }),
         End::TimedOut | End::Cancelled => {
-            stop_group(pgid, &mut child).await;
+            crate::process::stop_group(pgid, &mut child).await;
             Err(if matches!(end, End::TimedOut) {
                 HookError::TimedOut {
                     stage: stage_name,
@@ -234,23 +231,6 @@ async fn run_one(
         Err(e) => warn!(site, "{e}"),
     }
     result
-}
-
-/// SIGTERM the hook's process group, SIGKILL it after [`KILL_GRACE`].
-async fn stop_group(pgid: Option<Pid>, child: &mut tokio::process::Child) {
-    let signal = |sig: Signal| {
-        if let Some(pgid) = pgid {
-            // ESRCH (already gone) is fine.
-            let _ = kill_process_group(pgid, sig);
-        }
-    };
-    signal(Signal::TERM);
-    let exited = tokio::time::timeout(KILL_GRACE, child.wait()).await.is_ok();
-    // Also kill what the shell left behind in the group.
-    signal(Signal::KILL);
-    if !exited {
-        let _ = child.kill().await;
-    }
 }
 
 async fn log_lines(

@@ -474,3 +474,136 @@ fn restore_with_db_into_a_named_copy_gives_equal_checksums() {
     assert_eq!(db.checksums(&copy, TABLES), db.checksums(&wp.name, TABLES));
     assert!(!stdout(&out).contains(&db.password) && !stderr(&out).contains(&db.password));
 }
+
+/// A directory holding a fake `mariadb-dump` that hangs (writing its pid
+/// and the pid of the `sleep` it started), to put first on PATH.
+fn hanging_dump_tool(ws: &Workspace, marker: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = ws.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tool = bin.join("mariadb-dump");
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/sh\necho $$ > {dir}/dump.pid\nsleep 600 & echo $! > {dir}/sleep.pid\nwait\n# {marker}\n",
+            dir = ws.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// The process runs (a zombie waiting to be reaped does not count).
+fn alive(pid_file: &Path) -> bool {
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn client_dirs(ws: &Workspace) -> Vec<String> {
+    spool_files(ws)
+        .into_iter()
+        .filter(|f| f.starts_with(".client-"))
+        .collect()
+}
+
+/// A dump that hangs is stopped at `database.timeout_secs`, with its whole
+/// process group, and the run fails naming the limit; nothing is uploaded
+/// and no option file (it holds the password) is left. (Before: no limit;
+/// the run waited for the dump forever, blocking every other backup.)
+#[test]
+fn a_hanging_dump_is_killed_at_its_timeout() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("dump-hang");
+    let site = ws.make_site("site", 1000);
+    let bin = hanging_dump_tool(&ws, "dump-hang");
+    ws.write_config(&site_toml(
+        "blog",
+        &site,
+        "[sites.database]\nname = \"wp\"\nuser = \"u\"\npassword = \"pw-dump-hang\"\nhost = \"127.0.0.1\"\ntimeout_secs = 2\n",
+    ));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([(
+        "PATH".to_string(),
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    )]);
+    let started = Instant::now();
+    let (code, r, log) = backup(&ws, "blog");
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{r}\n{log}");
+    let error = r["error"].as_str().unwrap();
+    assert!(error.contains("ran longer than 2 s"), "{error}");
+    assert!(error.contains("timeout_secs"), "{error}");
+    assert!(took < Duration::from_secs(30), "the run took {took:?}");
+    assert!(!alive(&ws.path().join("dump.pid")), "the dump tool still runs");
+    assert!(
+        !alive(&ws.path().join("sleep.pid")),
+        "a child of the dump tool still runs"
+    );
+    assert!(client_dirs(&ws).is_empty(), "{:?}", spool_files(&ws));
+    let prefix = format!("{}/", ws.host_id);
+    assert!(rig.data_keys(&rig.buckets[0], &prefix).is_empty());
+}
+
+/// SIGKILL during a dump leaves the private option file (with the database
+/// password): it lives under `state_dir`, not the shared temp dir, and the
+/// next daemon start removes it. (Before: it stayed in /tmp for good.)
+#[test]
+fn a_killed_dump_leaves_no_password_file_after_the_next_start() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("dump-kill");
+    let site = ws.make_site("site", 1000);
+    let bin = hanging_dump_tool(&ws, "dump-kill");
+    ws.write_config(&format!(
+        "[daemon]\ncatch_up = false\n\n{}",
+        site_toml(
+            "blog",
+            &site,
+            "schedule = \"0 0 3 * * *\"\n[sites.database]\nname = \"wp\"\nuser = \"u\"\npassword = \"pw-dump-kill\"\nhost = \"127.0.0.1\"\n",
+        )
+    ));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([(
+        "PATH".to_string(),
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    )]);
+    let mut child = ws.spawn_cmd().args(["backup", "blog"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client_dirs(&ws).is_empty() || !ws.path().join("sleep.pid").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the dump never started: {:?}",
+            spool_files(&ws)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    let left = client_dirs(&ws);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let option_file = ws.state_dir().join("spool").join(&left[0]).join("client.cnf");
+    assert!(std::fs::read_to_string(&option_file).unwrap().contains("pw-dump-kill"));
+    // The orphaned dump tool is still running in its own group: stop it.
+    for pid_file in ["dump.pid", "sleep.pid"] {
+        let pid = std::fs::read_to_string(ws.path().join(pid_file)).unwrap();
+        let _ = std::process::Command::new("kill").args(["-9", pid.trim()]).status();
+    }
+
+    let mut daemon = ws.spawn_cmd().args(["daemon"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client_dirs(&ws).is_empty() {
+        if Instant::now() > deadline {
+            let _ = daemon.kill();
+            panic!("the option file is still there: {:?}", spool_files(&ws));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!option_file.exists());
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    daemon.wait().unwrap();
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// A site's `[sites.database]` table. Fields left out are read from the
 /// site's `wp-config.php` when the dump runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseConfig {
     /// `enabled = false` turns the dump off.
     pub enabled: bool,
@@ -18,6 +18,29 @@ pub struct DatabaseConfig {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub socket: Option<PathBuf>,
+    /// Longest a dump may run; then its process group is killed and the
+    /// run fails.
+    pub timeout_secs: u64,
+}
+
+/// Default time limit of a database dump: an hour.
+pub const DEFAULT_DUMP_TIMEOUT_SECS: u64 = 3600;
+/// Longest allowed dump time limit: a day.
+pub const MAX_DUMP_TIMEOUT_SECS: u64 = 86_400;
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            name: None,
+            user: None,
+            password: None,
+            host: None,
+            port: None,
+            socket: None,
+            timeout_secs: DEFAULT_DUMP_TIMEOUT_SECS,
+        }
+    }
 }
 
 impl DatabaseConfig {
@@ -50,6 +73,13 @@ impl DatabaseConfig {
         {
             problems.push(("database.name", e));
         }
+        let timeout_secs = raw.timeout_secs.unwrap_or(DEFAULT_DUMP_TIMEOUT_SECS);
+        if !(1..=MAX_DUMP_TIMEOUT_SECS).contains(&timeout_secs) {
+            problems.push((
+                "database.timeout_secs",
+                format!("must be between 1 and {MAX_DUMP_TIMEOUT_SECS} seconds, found {timeout_secs}"),
+            ));
+        }
         if password.is_some() && raw.user.is_none() {
             problems.push((
                 "database.password",
@@ -68,6 +98,7 @@ impl DatabaseConfig {
             host: raw.host,
             port: raw.port,
             socket: raw.socket,
+            timeout_secs,
         })
     }
 

@@ -84,6 +84,8 @@ pub struct RawDatabase {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub socket: Option<PathBuf>,
+    /// Longest a dump may run before it is killed.
+    pub timeout_secs: Option<u64>,
 }
 
 /// `[sites.hooks]`: shell commands around a backup.

@@ -14,7 +14,9 @@
 //! Only upload ids this catalog recorded are aborted: another installation
 //! writing under a shared prefix is never touched, and no listing of open
 //! uploads is needed (some providers cannot list them). A whole object is
-//! never deleted. Stale database spools of the sites are removed.
+//! never deleted. Stale database spools of the sites, and the private
+//! option files (with the database password) of dumps that were killed,
+//! are removed.
 
 use crate::catalog::{Catalog, UploadingRow};
 use crate::config::Config;
@@ -42,6 +44,11 @@ pub(super) async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>)
         let spool = config.state_dir.join("spool").join(format!("{site}.sql"));
         if std::fs::remove_file(&spool).is_ok() {
             warn!(site = %site, "Removed a database dump left by an interrupted run.");
+        }
+        // And the private option file (it holds the database password) a
+        // killed dump tool left next to it.
+        if crate::database::remove_stale_client_dirs(&config.state_dir.join("spool"), site) > 0 {
+            warn!(site = %site, "Removed a database client option file left by an interrupted run.");
         }
     }
     let cat = catalog.clone();

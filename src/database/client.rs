@@ -63,10 +63,18 @@ impl ClientDefaults {
     /// Write the option file for `settings` into a new private directory
     /// under the system's temporary directory.
     pub fn new(settings: &DbSettings) -> Result<Self, DatabaseError> {
+        Self::new_in(settings, &std::env::temp_dir(), "sitebackup-db-")
+    }
+
+    /// Write the option file into a new private directory `{parent}/{prefix}XXXXXX`.
+    /// The dump keeps it under `state_dir` (see [`client_dir_prefix`]), so
+    /// that one left by a killed process is found and removed at the next
+    /// start rather than lingering in a shared temporary directory.
+    pub fn new_in(settings: &DbSettings, parent: &Path, prefix: &str) -> Result<Self, DatabaseError> {
         let dir = tempfile::Builder::new()
-            .prefix("sitebackup-db-")
+            .prefix(prefix)
             .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()
+            .tempdir_in(parent)
             .map_err(io_err("cannot create a private directory for the database credentials"))?;
         let file = dir.path().join("client.cnf");
         let mut f = std::fs::OpenOptions::new()
@@ -96,6 +104,26 @@ impl ClientDefaults {
         arg.push(self.file.as_os_str());
         arg
     }
+}
+
+/// The name prefix of the private directories a site's dumps keep their
+/// option file in, under the spool directory.
+pub fn client_dir_prefix(site: &str) -> String {
+    format!(".client-{site}-")
+}
+
+/// Remove the option-file directories a killed dump of `site` left in
+/// `spool_dir`. Call only while holding the site's lock.
+pub fn remove_stale_client_dirs(spool_dir: &Path, site: &str) -> usize {
+    let prefix = client_dir_prefix(site);
+    let Ok(entries) = std::fs::read_dir(spool_dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+        .count()
 }
 
 /// `[client]` section for `settings`.
@@ -189,6 +217,7 @@ mod tests {
             password: Some(Secret::new(PASSWORD)),
             address,
             source: DbSource::Config,
+            timeout: std::time::Duration::from_secs(60),
         }
     }
 

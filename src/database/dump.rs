@@ -5,7 +5,7 @@
 //! file left by a crash is overwritten by the next run) and is removed
 //! when the [`DatabaseDump`] is dropped.
 
-use super::client::{ClientDefaults, DUMP_TOOLS, dump_command, find_tool};
+use super::client::{ClientDefaults, DUMP_TOOLS, client_dir_prefix, dump_command, find_tool};
 use super::{DatabaseError, DbSettings, io_err};
 use serde::Serialize;
 use std::io::Read;
@@ -101,12 +101,13 @@ pub async fn dump(
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io_err(format!("cannot restrict spool file {}", spool.0.display())))?;
 
-    let defaults = ClientDefaults::new(settings)?;
+    let defaults = ClientDefaults::new_in(settings, spool_dir, &client_dir_prefix(site))?;
     let started = Instant::now();
     let mut cmd = tokio::process::Command::from(dump_command(&tool, &defaults, &settings.name));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(file))
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
@@ -122,11 +123,20 @@ pub async fn dump(
         }
         String::from_utf8_lossy(&buf).into_owned()
     });
+    let group = crate::process::group_of(&child);
     let status = tokio::select! {
         status = child.wait() => status.map_err(io_err(format!("waiting for {tool_name}")))?,
         () = cancel.cancelled() => {
-            let _ = child.kill().await;
+            crate::process::stop_group(group, &mut child).await;
             return Err(DatabaseError::Cancelled);
+        }
+        () = tokio::time::sleep(settings.timeout) => {
+            crate::process::stop_group(group, &mut child).await;
+            return Err(DatabaseError::TimedOut {
+                database: settings.name.clone(),
+                tool: tool_name,
+                secs: settings.timeout.as_secs(),
+            });
         }
     };
     let stderr = settings.scrub(stderr_task.await.unwrap_or_default().trim());

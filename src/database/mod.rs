@@ -19,7 +19,7 @@ mod dump;
 mod import;
 pub mod wp_config;
 
-pub use client::{ClientDefaults, client_command, dump_command, find_tool};
+pub use client::{ClientDefaults, client_command, dump_command, find_tool, remove_stale_client_dirs};
 pub use dump::{DatabaseDump, DumpInfo, dump};
 pub use import::{ImportReport, import_dump};
 
@@ -81,6 +81,8 @@ pub struct DbSettings {
     pub password: Option<Secret>,
     pub address: DbAddress,
     pub source: DbSource,
+    /// Longest a dump may run.
+    pub timeout: std::time::Duration,
 }
 
 impl DbSettings {
@@ -136,6 +138,10 @@ pub enum DatabaseError {
     },
     #[error("database dump cancelled")]
     Cancelled,
+    #[error(
+        "the dump of {database} with {tool} ran longer than {secs} s and was stopped; raise [sites.database].timeout_secs if the database needs longer"
+    )]
+    TimedOut { database: String, tool: String, secs: u64 },
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DatabaseError {
@@ -160,10 +166,7 @@ pub fn resolve(site_path: &Path, configured: Option<&DatabaseConfig>) -> Result<
     let raw = match configured {
         Some(r) if !r.enabled => return Ok(None),
         Some(r) => r.clone(),
-        None if wp_path.is_file() => DatabaseConfig {
-            enabled: true,
-            ..Default::default()
-        },
+        None if wp_path.is_file() => DatabaseConfig::default(),
         None => return Ok(None),
     };
     let has_name = raw.name.is_some();
@@ -235,6 +238,7 @@ pub fn resolve(site_path: &Path, configured: Option<&DatabaseConfig>) -> Result<
         password,
         address,
         source,
+        timeout: std::time::Duration::from_secs(raw.timeout_secs),
     }))
 }
 
@@ -391,6 +395,7 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
             password: Some(Secret::new("hunter2")),
             address: DbAddress::Socket("/s".into()),
             source: DbSource::Config,
+            timeout: std::time::Duration::from_secs(60),
         };
         assert_eq!(s.scrub("bad hunter2 here"), "bad <redacted> here");
     }

@@ -196,6 +196,24 @@ impl Workspace {
         cmd
     }
 
+    /// The same as [`Workspace::cmd`], as a `std::process::Command` for a
+    /// child the test signals or kills.
+    pub fn spawn_cmd(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sitebackup"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(self.path());
+        cmd.env("NO_COLOR", "1");
+        cmd.arg("--config").arg(self.path().join("config.toml"));
+        cmd.envs(&self.env);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+
     /// Make a small site tree with a few kinds of entries; returns its path.
     pub fn make_site(&self, name: &str, random_bytes: usize) -> PathBuf {
         let root = self.path().join(name);
