@@ -9,8 +9,11 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 mod fixtures;
+mod throttle;
 #[allow(unused_imports)] // not every test binary uses every fixture
 pub use fixtures::*;
+#[allow(unused_imports)]
+pub use throttle::*;
 
 /// The S3 rig. Tests fail loudly (never skip) when it is not running.
 pub struct Rig {
