@@ -204,20 +204,31 @@ impl S3Store {
         body: futures::stream::BoxStream<'static, reqwest::Result<Bytes>>,
         action: String,
     ) -> ByteStream {
-        let (name, bucket, idle) = (self.name.clone(), self.bucket_name.clone(), self.idle);
+        struct Ctx {
+            name: String,
+            bucket: String,
+            action: String,
+            idle: std::time::Duration,
+        }
+        let ctx = std::sync::Arc::new(Ctx {
+            name: self.name.clone(),
+            bucket: self.bucket_name.clone(),
+            action,
+            idle: self.idle,
+        });
         futures::stream::unfold(Some(body), move |body| {
-            let (name, bucket, action) = (name.clone(), bucket.clone(), action.clone());
+            let ctx = ctx.clone();
             async move {
                 let mut body = body?;
-                match tokio::time::timeout(idle, body.next()).await {
+                match tokio::time::timeout(ctx.idle, body.next()).await {
                     Ok(None) => None,
                     Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
-                    Ok(Some(Err(e))) => Some((Err(classify(&name, &bucket, "get", S3Error::Reqwest(e))), None)),
+                    Ok(Some(Err(e))) => Some((Err(classify(&ctx.name, &ctx.bucket, "get", S3Error::Reqwest(e))), None)),
                     Err(_) => Some((
                         Err(StorageError::Idle {
-                            server: name,
-                            secs: idle.as_secs(),
-                            action,
+                            server: ctx.name.clone(),
+                            secs: ctx.idle.as_secs(),
+                            action: ctx.action.clone(),
                         }),
                         None,
                     )),
