@@ -47,6 +47,29 @@ async fn suite(store: Arc<dyn ObjectStore>, prefix: &str) {
     assert_eq!(&got[..p1.len()], &p1[..]);
     assert_eq!(&got[p1.len()..], &p2[..]);
 
+    // A ranged read from an offset, pinned to the version of a first read.
+    let total = got.len() as u64;
+    let first = store.get_from(&key, 0, None).await.unwrap();
+    assert_eq!(first.size, Some(total));
+    let version = first.version.clone().expect("a version tag");
+    drop(first);
+    let offset = p1.len() as u64 - 10;
+    let tail = store.get_from(&key, offset, Some(&version)).await.unwrap();
+    assert_eq!(tail.size, Some(total), "size of the whole object, not of the range");
+    assert_eq!(tail.version.as_deref(), Some(version.as_str()));
+    let tail: Vec<u8> = tail.stream.map(|c| c.unwrap().to_vec()).concat().await;
+    assert_eq!(tail, &got[offset as usize..]);
+    let err = match store.get_from(&key, offset, Some("\"another-version\"")).await {
+        Ok(_) => panic!("a read pinned to another version succeeded"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), "changed", "{err}");
+    let err = match store.get_from(&key, total + 1, Some(&version)).await {
+        Ok(_) => panic!("a read past the end succeeded"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), "changed", "{err}");
+
     // Aborted uploads leave nothing behind.
     let key2 = format!("{prefix}aborted.tar.zst");
     let id2 = store.create_multipart(&key2, &meta).await.unwrap();
@@ -94,7 +117,13 @@ async fn s3_store_passes_the_suite() {
         }),
     };
     let prefix = format!("{}/", ws.host_id);
-    suite(storage::Target::from_config(&server, 0).store().unwrap(), &prefix).await;
+    suite(
+        storage::Target::from_config(&server, &Default::default(), 0)
+            .store()
+            .unwrap(),
+        &prefix,
+    )
+    .await;
     // Cross-check with an independent client: nothing left under the prefix.
     assert!(rig.keys(&rig.buckets[0], &prefix).is_empty());
     assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
@@ -111,7 +140,9 @@ async fn local_store_passes_the_suite() {
         },
     };
     suite(
-        storage::Target::from_config(&server, 0).store().unwrap(),
+        storage::Target::from_config(&server, &Default::default(), 0)
+            .store()
+            .unwrap(),
         &format!("{}/", ws.host_id),
     )
     .await;

@@ -22,6 +22,10 @@ pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 300;
 pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 86_400;
 /// Longest allowed hook time limit (one day).
 pub const MAX_HOOK_TIMEOUT_SECS: u64 = 86_400;
+/// Default idle timeout of a storage request: seconds without a byte.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Longest allowed idle timeout (one hour).
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 3_600;
 
 pub(super) const MIB: u64 = 1024 * 1024;
 
@@ -34,6 +38,7 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     pub upload: UploadConfig,
     pub daemon: DaemonConfig,
+    pub network: NetworkConfig,
     /// Ordered by id: this is the order in which servers are tried.
     pub servers: Vec<ServerConfig>,
     pub sites: Vec<SiteConfig>,
@@ -90,6 +95,29 @@ impl Default for DaemonConfig {
             drain_timeout_secs: 90,
             catch_up: true,
         }
+    }
+}
+
+/// `[network]`: how long a storage request may go without progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NetworkConfig {
+    /// A request fails when no byte moved (sent or received) for this
+    /// long. There is no deadline on a request as a whole: a slow link may
+    /// take hours over a big archive as long as data keeps flowing.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+        }
+    }
+}
+
+impl NetworkConfig {
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout_secs)
     }
 }
 

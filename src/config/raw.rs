@@ -14,6 +14,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub daemon: RawDaemon,
     #[serde(default)]
+    pub network: RawNetwork,
+    #[serde(default)]
     pub servers: Vec<RawServer>,
     #[serde(default)]
     pub sites: Vec<RawSite>,
@@ -38,6 +40,12 @@ pub struct RawUpload {
 pub struct RawDaemon {
     pub drain_timeout_secs: Option<u64>,
     pub catch_up: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// One storage server. The same fields as `S3_SERVER_N_*`.

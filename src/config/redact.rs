@@ -13,6 +13,7 @@ pub struct RedactedConfig {
     pub timezone: String,
     pub upload: UploadConfig,
     pub daemon: DaemonConfig,
+    pub network: NetworkConfig,
     pub servers: Vec<RedactedServer>,
     pub sites: Vec<RedactedSite>,
 }
@@ -63,6 +64,7 @@ impl Config {
             timezone: self.timezone.name().to_string(),
             upload: self.upload.clone(),
             daemon: self.daemon.clone(),
+            network: self.network,
             servers: self
                 .servers
                 .iter()

@@ -209,6 +209,7 @@ fn example_config_parses() {
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!((hooks.before.len(), hooks.after.len(), hooks.on_error.len()), (1, 1, 1));
     assert_eq!(hooks.timeout_secs, 300);
+    assert_eq!(raw.network.idle_timeout_secs, Some(DEFAULT_IDLE_TIMEOUT_SECS));
 }
 
 #[test]
@@ -300,4 +301,35 @@ fn a_master_only_file_is_valid_for_master_commands_only() {
     std::fs::write(&path, "[master_server]\nlisten_addr = \"x\"\n").unwrap();
     let err = read_toml(Some(&path), &empty).unwrap_err().to_string();
     assert!(err.contains("listen_addr"), "{err}");
+}
+
+#[test]
+fn idle_timeout_defaults_validates_and_env_wins() {
+    let cfg = build(RawConfig::default(), &with_host(env_of(&[(1, "one")]))).unwrap();
+    assert_eq!(cfg.network.idle_timeout_secs, DEFAULT_IDLE_TIMEOUT_SECS);
+    assert_eq!(cfg.redacted().network.idle_timeout_secs, 60);
+
+    let raw = || toml("[network]\nidle_timeout_secs = 3\n");
+    let cfg = build(raw(), &with_host(env_of(&[(1, "one")]))).unwrap();
+    assert_eq!(cfg.network.idle_timeout(), std::time::Duration::from_secs(3));
+    let mut e = with_host(env_of(&[(1, "one")]));
+    e.insert("SITEBACKUP_IDLE_TIMEOUT_SECS".into(), "7".into());
+    assert_eq!(build(raw(), &e).unwrap().network.idle_timeout_secs, 7);
+
+    for (toml_value, env_value, needle) in [
+        ("0", None, "between 1 and 3600"),
+        ("3601", None, "between 1 and 3600"),
+        ("5", Some("soon"), "whole number of seconds"),
+    ] {
+        let raw = toml(&format!("[network]\nidle_timeout_secs = {toml_value}\n"));
+        let mut e = with_host(env_of(&[(1, "one")]));
+        if let Some(v) = env_value {
+            e.insert("SITEBACKUP_IDLE_TIMEOUT_SECS".into(), v.into());
+        }
+        let err = build(raw, &e).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.key, "network.idle_timeout_secs");
+        assert_eq!(p.env.as_deref(), Some("SITEBACKUP_IDLE_TIMEOUT_SECS"));
+        assert!(p.message.contains(needle), "{p}");
+    }
 }

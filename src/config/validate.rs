@@ -83,6 +83,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
             }
         }
     }
+    let network = build_network(&raw.network, env, &mut problems);
 
     // Servers: TOML first, then env merged over it by id.
     let mut by_id: BTreeMap<u32, RawServer> = BTreeMap::new();
@@ -150,6 +151,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
             timezone,
             upload,
             daemon,
+            network,
             servers,
             sites,
             source: None,
@@ -328,6 +330,36 @@ fn build_upload(raw: &raw::RawUpload, env: &BTreeMap<String, String>, problems: 
         u.size_margin_percent = v;
     }
     u
+}
+
+fn build_network(raw: &raw::RawNetwork, env: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> NetworkConfig {
+    const KEY: &str = "network.idle_timeout_secs";
+    const ENV: &str = "SITEBACKUP_IDLE_TIMEOUT_SECS";
+    let mut n = NetworkConfig::default();
+    let value = match env.get(ENV) {
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                problems.push(problem(
+                    KEY,
+                    Some(ENV.into()),
+                    format!("expected a whole number of seconds, found {v:?}"),
+                ));
+                None
+            }
+        },
+        None => raw.idle_timeout_secs,
+    };
+    match value {
+        Some(v) if (1..=MAX_IDLE_TIMEOUT_SECS).contains(&v) => n.idle_timeout_secs = v,
+        Some(v) => problems.push(problem(
+            KEY,
+            Some(ENV.into()),
+            format!("must be between 1 and {MAX_IDLE_TIMEOUT_SECS} seconds, found {v}"),
+        )),
+        None => {}
+    }
+    n
 }
 
 fn build_server(id: u32, raw: RawServer, problems: &mut Vec<Problem>) -> Option<ServerConfig> {

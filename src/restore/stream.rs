@@ -2,14 +2,18 @@
 //! consumer on a blocking thread (zstd + tar, see
 //! [`archive::extract`](crate::archive::extract)). One pass, no temporary
 //! copy; memory is bounded by the channel.
+//!
+//! The object is read through [`ResumingRead`]: a connection cut mid-body
+//! is resumed from the last byte received, so every byte reaches the hash
+//! and the consumer exactly once, in order, and the SHA-256 covers the
+//! whole object across resumes. There is no deadline on the download as a
+//! whole; the store's idle timeout bounds silence.
 
 use super::RestoreError;
 use crate::archive::ChannelReader;
 use crate::archive::extract::ExtractError;
-use crate::storage::ObjectStore;
-use crate::storage::with_retries;
+use crate::storage::{ObjectStore, ResumingRead};
 use bytes::Bytes;
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -59,7 +63,7 @@ where
     T: Send + 'static,
     F: FnOnce(ChannelReader) -> Result<T, ExtractError> + Send + 'static,
 {
-    let mut stream = with_retries(2, || store.get(key)).await?;
+    let mut reader = ResumingRead::open(store, key).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let consumer = tokio::task::spawn_blocking(move || consume(ChannelReader::new(rx)));
     let mut hasher = Sha256::new();
@@ -73,18 +77,18 @@ where
                 failure = Some(RestoreError::Cancelled);
                 break;
             }
-            next = stream.next() => next,
+            next = reader.next() => next,
         };
         match next {
-            None => {
+            Ok(None) => {
                 ended = true;
                 break;
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 failure = Some(e.into());
                 break;
             }
-            Some(Ok(chunk)) => {
+            Ok(Some(chunk)) => {
                 hasher.update(&chunk);
                 bytes += chunk.len() as u64;
                 progress.done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -122,15 +126,15 @@ where
             let next = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
-                next = stream.next() => next,
+                next = reader.next() => next,
             };
             match next {
-                None => {
+                Ok(None) => {
                     ended = true;
                     break;
                 }
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(chunk)) => {
+                Err(e) => return Err(e.into()),
+                Ok(Some(chunk)) => {
                     hasher.update(&chunk);
                     bytes += chunk.len() as u64;
                     progress.done.fetch_add(chunk.len() as u64, Ordering::Relaxed);

@@ -49,6 +49,7 @@ async fn setup(dir: &Path, sidecar_sha: Option<&str>) -> (Located, String) {
                 storage_limit_bytes: u64::MAX,
                 kind: ServerKind::Local { path: root },
             },
+            &Default::default(),
             0,
         ),
         store,

@@ -3,7 +3,7 @@
 //! rename on completion, metadata kept under `.sitebackup-meta/`.
 
 use super::{
-    ByteStream, CompletedPart, ErrorClass, ObjectInfo, ObjectStore, PendingUpload, StorageError, StorageResult,
+    CompletedPart, ErrorClass, ObjectInfo, ObjectRead, ObjectStore, PendingUpload, StorageError, StorageResult,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -240,9 +240,11 @@ impl ObjectStore for LocalStore {
         .await
     }
 
-    async fn get(&self, key: &str) -> StorageResult<ByteStream> {
+    async fn get_from(&self, key: &str, offset: u64, version: Option<&str>) -> StorageResult<ObjectRead> {
+        use std::os::unix::fs::MetadataExt;
+        use tokio::io::AsyncSeekExt;
         let path = self.object_path(key)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StorageError::NotFound {
                     server: self.name.clone(),
@@ -252,8 +254,34 @@ impl ObjectStore for LocalStore {
                 self.io_err("get", e)
             }
         })?;
+        let meta = file.metadata().await.map_err(|e| self.io_err("get", e))?;
+        // Objects are published by rename: another version is another
+        // inode (or at least another size or mtime).
+        let tag = format!(
+            "{:x}-{:x}-{}.{}",
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        );
+        let changed = |detail: String| StorageError::Changed {
+            server: self.name.clone(),
+            key: key.to_string(),
+            detail,
+        };
+        if let Some(v) = version
+            && v != tag
+        {
+            return Err(changed(format!("version {v} became {tag}")));
+        }
+        if offset > meta.len() {
+            return Err(changed(format!("it no longer has a byte {offset}")));
+        }
+        file.seek(io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| self.io_err("get", e))?;
         let name = self.name.clone();
-        Ok(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
             .map(move |r| {
                 r.map_err(|e| StorageError::Other {
                     server: name.clone(),
@@ -262,7 +290,12 @@ impl ObjectStore for LocalStore {
                     class: ErrorClass::Retry,
                 })
             })
-            .boxed())
+            .boxed();
+        Ok(ObjectRead {
+            stream,
+            size: Some(meta.len()),
+            version: Some(tag),
+        })
     }
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {

@@ -1,6 +1,8 @@
-//! Object stores: the [`ObjectStore`] trait (multipart put, streaming get,
-//! head, paginated list, delete), its rust-s3 implementation and the local
-//! directory one, and error classification for the failover code.
+//! Object stores: the [`ObjectStore`] trait (multipart put, streaming and
+//! ranged get, head, paginated list, delete), its rust-s3 implementation
+//! and the local directory one, error classification for the failover
+//! code, and [`ResumingRead`], which reads a whole object across cut
+//! connections.
 //!
 //! Errors carry an [`ErrorClass`]: callers branch on it, never on message
 //! text. Messages name the server (`server N (endpoint)`) and use the
@@ -8,12 +10,15 @@
 //! enough space", …). No message includes a credential or a raw response
 //! body.
 
+mod idle;
 mod local;
+mod read;
 mod retry;
 mod s3;
 mod source;
 
 pub use local::LocalStore;
+pub use read::ResumingRead;
 pub use retry::{abort_with_retries, with_retries};
 pub use s3::S3Store;
 pub use source::{ConfigSource, Purpose, ServerSource, SourceError, Target};
@@ -57,6 +62,22 @@ pub enum StorageError {
         status: u16,
         code: String,
     },
+    /// Nothing moved for the idle window. Not retried on the same server:
+    /// the window is the operator's bound on silence.
+    #[error(
+        "{server}: no data for {secs} s (idle timeout) while {action}. A slow link is fine, a silent one is not: check the network, or raise network.idle_timeout_secs (SITEBACKUP_IDLE_TIMEOUT_SECS)"
+    )]
+    Idle { server: String, secs: u64, action: String },
+    /// A resumed read found another version of the object than the one it
+    /// started on.
+    #[error(
+        "{key} changed on {server} while it was being downloaded ({detail}); the download stopped rather than mix two versions: run the command again"
+    )]
+    Changed {
+        server: String,
+        key: String,
+        detail: String,
+    },
     #[error("{server}: {operation} failed: {detail}")]
     Other {
         server: String,
@@ -73,7 +94,8 @@ impl StorageError {
                 ErrorClass::NextServer
             }
             StorageError::Connection { .. } => ErrorClass::Retry,
-            StorageError::NotFound { .. } => ErrorClass::Fatal,
+            StorageError::Idle { .. } => ErrorClass::NextServer,
+            StorageError::NotFound { .. } | StorageError::Changed { .. } => ErrorClass::Fatal,
             StorageError::Http { status, .. } => {
                 if *status >= 500 || *status == 429 || *status == 408 {
                     ErrorClass::Retry
@@ -94,6 +116,8 @@ impl StorageError {
             StorageError::NoSpace { .. } => "no_space",
             StorageError::NotFound { .. } => "not_found",
             StorageError::Http { .. } => "http",
+            StorageError::Idle { .. } => "idle_timeout",
+            StorageError::Changed { .. } => "changed",
             StorageError::Other { .. } => "error",
         }
     }
@@ -126,6 +150,17 @@ pub struct PendingUpload {
 
 pub type ByteStream = BoxStream<'static, StorageResult<Bytes>>;
 
+/// One response to a (possibly ranged) read: the object's bytes from the
+/// requested offset to its end.
+pub struct ObjectRead {
+    pub stream: ByteStream,
+    /// Size of the whole object (not of this read), when the server said.
+    pub size: Option<u64>,
+    /// What identifies this version of the object (the S3 `ETag`), for a
+    /// later ranged read to insist on.
+    pub version: Option<String>,
+}
+
 /// An S3-like object store. Every method is one logical request; retries
 /// and failover are the caller's business.
 #[async_trait]
@@ -151,7 +186,15 @@ pub trait ObjectStore: Send + Sync {
 
     /// A small object in one request (checksum sidecars).
     async fn put_small(&self, key: &str, data: Bytes) -> StorageResult<()>;
-    async fn get(&self, key: &str) -> StorageResult<ByteStream>;
+    /// The bytes of `key` from `offset` to its end. With `version` (from an
+    /// earlier read of the same key), a store holding another version
+    /// answers [`StorageError::Changed`] instead of its bytes.
+    async fn get_from(&self, key: &str, offset: u64, version: Option<&str>) -> StorageResult<ObjectRead>;
+    /// The whole object, as one response (see [`ResumingRead`] for a read
+    /// that survives a cut connection).
+    async fn get(&self, key: &str) -> StorageResult<ByteStream> {
+        Ok(self.get_from(key, 0, None).await?.stream)
+    }
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>>;
     /// Every object under `prefix`, following pagination.
     async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectInfo>>;

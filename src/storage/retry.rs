@@ -16,7 +16,7 @@ where
     loop {
         match op().await {
             Err(e) if e.class() == ErrorClass::Retry && attempt < retries => {
-                let delay = Duration::from_millis(250u64 << attempt.min(6));
+                let delay = backoff(attempt);
                 warn!("Retrying in {delay:?} after: {e}");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
@@ -24,6 +24,12 @@ where
             other => return other,
         }
     }
+}
+
+/// The pause before retry number `attempt` (from 0): 250 ms, doubling,
+/// at most 16 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250u64 << attempt.min(6))
 }
 
 /// Abort a multipart upload, retrying a few times: a dangling upload keeps

@@ -5,23 +5,43 @@
 //! buffering from the machine's free memory: the memory bound is the
 //! pipeline's bounded queue.
 //!
-//! Parts themselves are sent with our own SigV4-signed `PUT` (rust-s3's
-//! public signing helpers + reqwest), because `put_multipart_chunk` copies
-//! each part twice, hashes it twice with SHA-256 and once with MD5 — more
-//! CPU than the compression. Our request sends the part's `Bytes` as is
-//! with `x-amz-content-sha256: UNSIGNED-PAYLOAD`: over https, TLS protects
-//! the bytes; end to end, the archive's SHA-256 (catalog + `.sha256`
-//! sidecar) is checked by `verify` and `restore`. rust-s3 is built with `fail-on-err`, so every
-//! non-2xx answer comes back as `HttpFailWithBody(status, body)`; we keep
-//! only the status and the S3 error `<Code>` from the body.
+//! Parts and object downloads go through our own SigV4-signed requests
+//! (rust-s3's public signing helpers + reqwest, in `signed`):
+//!
+//! - Part `PUT`s, because `put_multipart_chunk` copies each part twice,
+//!   hashes it twice with SHA-256 and once with MD5 — more CPU than the
+//!   compression. Our request sends the part's `Bytes` as is with
+//!   `x-amz-content-sha256: UNSIGNED-PAYLOAD`: over https, TLS protects the
+//!   bytes; end to end, the archive's SHA-256 (catalog + `.sha256` sidecar)
+//!   is checked by `verify` and `restore`.
+//! - Object `GET`s, because rust-s3 cannot time a download by silence: its
+//!   request timeout is a reqwest per-request timeout, which also covers
+//!   the whole response body (a 300 s bound made any archive that takes
+//!   longer to download unrestorable), its client is built inside the
+//!   crate (no `read_timeout`, no connect timeout of ours), and
+//!   `get_object_stream` shows neither the `ETag` nor `Content-Range` that
+//!   a resumed, version-pinned ranged read needs.
+//!
+//! Both carry an **idle** timeout (`network.idle_timeout_secs`) and no
+//! whole-request deadline. It is ours ([`super::idle`]), not reqwest's
+//! `read_timeout`: in reqwest 0.12 that one runs as a single timer from
+//! sending to the response headers, so for a part PUT it would be a
+//! whole-request deadline again. A part's body counts as progress as the
+//! HTTP stack takes it; a download's as chunks arrive.
+//!
+//! rust-s3 keeps the small requests, with a whole-request timeout. It is
+//! built with `fail-on-err`, so every non-2xx answer comes back as
+//! `HttpFailWithBody(status, body)`; we keep only the status and the S3
+//! error `<Code>` from the body.
+
+mod signed;
 
 use super::{
-    ByteStream, CompletedPart, ErrorClass, ObjectInfo, ObjectStore, PendingUpload, StorageError, StorageResult,
+    CompletedPart, ErrorClass, ObjectInfo, ObjectRead, ObjectStore, PendingUpload, StorageError, StorageResult,
 };
-use crate::config::S3Server;
+use crate::config::{NetworkConfig, S3Server};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use s3::Bucket;
 use s3::creds::Credentials;
 use s3::error::S3Error;
@@ -31,9 +51,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const CONTENT_TYPE: &str = "application/zstd";
-/// A part upload may take a while on a slow link.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// Health checks should fail fast.
+/// Whole-request bound of rust-s3's requests, which carry small bodies
+/// (list, head, initiate, complete, abort, delete, sidecars); at least the
+/// idle window.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Health checks should fail fast; also the connect timeout of our own
+/// requests.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct S3Store {
@@ -41,11 +64,15 @@ pub struct S3Store {
     bucket_name: String,
     bucket: Box<Bucket>,
     check_bucket: Box<Bucket>,
+    /// For the hand-signed part PUTs and GETs: a connect timeout, no
+    /// whole-request timeout (see the module docs).
     client: reqwest::Client,
+    /// No byte moved for this long: the request fails.
+    idle: Duration,
 }
 
 impl S3Store {
-    pub fn new(id: u32, cfg: &S3Server) -> StorageResult<Self> {
+    pub fn new(id: u32, cfg: &S3Server, network: &NetworkConfig) -> StorageResult<Self> {
         let name = format!("server {id} ({}/{})", cfg.endpoint.display(), cfg.bucket);
         let setup = |detail: String| StorageError::Other {
             server: name.clone(),
@@ -69,16 +96,17 @@ impl S3Store {
         if cfg.path_style {
             bucket = bucket.with_path_style();
         }
-        bucket.set_request_timeout(Some(REQUEST_TIMEOUT));
+        let idle = network.idle_timeout();
+        bucket.set_request_timeout(Some(CONTROL_TIMEOUT.max(idle)));
         let mut check_bucket = bucket.clone();
         check_bucket.set_request_timeout(Some(CHECK_TIMEOUT));
         let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CHECK_TIMEOUT)
             .build()
             .map_err(|e| setup(e.to_string()))?;
         Ok(Self {
             client,
+            idle,
             name,
             bucket_name: cfg.bucket.clone(),
             bucket,
@@ -89,54 +117,14 @@ impl S3Store {
     fn err(&self, operation: &'static str, e: S3Error) -> StorageError {
         classify(&self.name, &self.bucket_name, operation, e)
     }
-}
 
-impl S3Store {
-    /// URL and signed headers (AWS SigV4, unsigned payload) of one
-    /// UploadPart request.
-    async fn sign_part_upload(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        len: usize,
-    ) -> Result<(url::Url, http::HeaderMap), S3Error> {
-        use hmac::Mac;
-        use s3::signing;
-        const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
-        let now = time::OffsetDateTime::now_utc();
-        let stamp = now
-            .format(time::macros::format_description!(
-                "[year][month][day]T[hour][minute][second]Z"
-            ))
-            .map_err(|e| S3Error::Io(std::io::Error::other(e)))?;
-        let mut url = url::Url::parse(&format!("{}/{}", self.bucket.url(), signing::uri_encode(key, false)))?;
-        url.query_pairs_mut()
-            .append_pair("partNumber", &part_number.to_string())
-            .append_pair("uploadId", upload_id);
-        let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::HOST, http::HeaderValue::from_str(&self.bucket.host())?);
-        headers.insert("x-amz-content-sha256", http::HeaderValue::from_static(UNSIGNED));
-        headers.insert("x-amz-date", http::HeaderValue::from_str(&stamp)?);
-        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
-        let region = self.bucket.region();
-        let canonical = signing::canonical_request("PUT", &url, &headers, UNSIGNED)?;
-        let to_sign = signing::string_to_sign(&now, &region, &canonical)?;
-        let access = self.bucket.access_key().await?.unwrap_or_default();
-        let secret = self.bucket.secret_key().await?.unwrap_or_default();
-        let key = signing::signing_key(&now, &secret, &region, "s3")?;
-        let mut mac = signing::HmacSha256::new_from_slice(&key)?;
-        mac.update(to_sign.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
-        let auth = signing::authorization_header(
-            &access,
-            &now,
-            &region,
-            &signing::signed_header_string(&headers),
-            &signature,
-        )?;
-        headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&auth)?);
-        Ok((url, headers))
+    /// The idle window passed with no byte moving during `action`.
+    fn idle_error(&self, action: String) -> StorageError {
+        StorageError::Idle {
+            server: self.name.clone(),
+            secs: self.idle.as_secs(),
+            action,
+        }
     }
 }
 
@@ -272,38 +260,7 @@ impl ObjectStore for S3Store {
         part_number: u32,
         data: Bytes,
     ) -> StorageResult<CompletedPart> {
-        let (url, headers) = self
-            .sign_part_upload(key, upload_id, part_number, data.len())
-            .await
-            .map_err(|e| self.err("upload part", e))?;
-        let resp = self
-            .client
-            .put(url)
-            .headers(headers)
-            .body(reqwest::Body::from(data))
-            .send()
-            .await
-            .map_err(|e| self.err("upload part", S3Error::Reqwest(e)))?;
-        let status = resp.status().as_u16();
-        if !(200..300).contains(&status) {
-            let body = resp.text().await.unwrap_or_default();
-            return Err(self.err("upload part", S3Error::HttpFailWithBody(status, body)));
-        }
-        let etag = resp
-            .headers()
-            .get(http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        if etag.is_empty() {
-            return Err(StorageError::Other {
-                server: self.name.clone(),
-                operation: "upload part",
-                detail: "the server returned no ETag for the part".into(),
-                class: ErrorClass::Retry,
-            });
-        }
-        Ok(CompletedPart { part_number, etag })
+        self.put_part(key, upload_id, part_number, data).await
     }
 
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> StorageResult<()> {
@@ -353,24 +310,8 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> StorageResult<ByteStream> {
-        let resp = self
-            .bucket
-            .get_object_stream(key)
-            .await
-            .map_err(|e| match self.err("get", e) {
-                StorageError::NotFound { server, .. } => StorageError::NotFound {
-                    server,
-                    key: key.to_string(),
-                },
-                other => other,
-            })?;
-        let name = self.name.clone();
-        let bucket = self.bucket_name.clone();
-        Ok(resp
-            .bytes
-            .map(move |r| r.map_err(|e| classify(&name, &bucket, "get", e)))
-            .boxed())
+    async fn get_from(&self, key: &str, offset: u64, version: Option<&str>) -> StorageResult<ObjectRead> {
+        self.get_range(key, offset, version).await
     }
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {

@@ -10,7 +10,7 @@
 
 use super::{LocalStore, ObjectStore, S3Store, StorageError};
 use crate::catalog::Catalog;
-use crate::config::{Config, ServerConfig, ServerKind};
+use crate::config::{Config, NetworkConfig, ServerConfig, ServerKind};
 use crate::layout::ServerRef;
 use async_trait::async_trait;
 use std::fmt;
@@ -107,6 +107,7 @@ pub trait ServerSource: Send + Sync {
 /// Standalone mode: the configured servers, usage from the catalog.
 pub struct ConfigSource {
     servers: Vec<ServerConfig>,
+    network: NetworkConfig,
     catalog: Option<Arc<Catalog>>,
 }
 
@@ -116,6 +117,7 @@ impl ConfigSource {
     pub fn new(config: &Config, catalog: Option<Arc<Catalog>>) -> Self {
         Self {
             servers: config.servers.clone(),
+            network: config.network,
             catalog,
         }
     }
@@ -123,9 +125,9 @@ impl ConfigSource {
 
 impl Target {
     /// Open a configured server. The one place stores are built.
-    pub fn from_config(server: &ServerConfig, usage_bytes: u64) -> Target {
+    pub fn from_config(server: &ServerConfig, network: &NetworkConfig, usage_bytes: u64) -> Target {
         let store: Result<Arc<dyn ObjectStore>, StorageError> = match &server.kind {
-            ServerKind::S3(s3) => S3Store::new(server.id, s3).map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
+            ServerKind::S3(s3) => S3Store::new(server.id, s3, network).map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
             ServerKind::Local { path } => Ok(Arc::new(LocalStore::new(server.id, path.clone()))),
         };
         Target {
@@ -160,7 +162,7 @@ impl ServerSource for ConfigSource {
             .servers
             .iter()
             .zip(usage)
-            .map(|(s, u)| Target::from_config(s, u))
+            .map(|(s, u)| Target::from_config(s, &self.network, u))
             .collect();
         targets.sort_by_key(|t| t.id);
         Ok(targets)

@@ -10,8 +10,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 mod fixtures;
 pub mod http_proxy;
+mod throttle;
 #[allow(unused_imports)] // not every test binary uses every fixture
 pub use fixtures::*;
+#[allow(unused_imports)]
+pub use throttle::*;
 
 /// The S3 rig. Tests fail loudly (never skip) when it is not running.
 pub struct Rig {
