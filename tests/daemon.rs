@@ -456,3 +456,52 @@ fn start_up_records_an_upload_that_completed_before_a_crash() {
     signal(&child, "TERM");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)).code(), Some(0));
 }
+
+/// A job stuck on network I/O no longer keeps the service "healthy": with
+/// the server hanging on CreateMultipartUpload (rust-s3's own timeout is
+/// minutes away), no bytes move and no step is running, so after the idle
+/// timeout the heartbeat goes stale and the watchdog pings stop.
+/// (Before: the heartbeat was refreshed every second while any job ran.)
+#[test]
+fn a_job_stuck_on_the_network_stops_the_watchdog_pings() {
+    use common::http_proxy::{Fault, HttpProxy};
+    let rig = Rig::get();
+    let mut ws = Workspace::new("stuck");
+    let proxy = HttpProxy::start(&rig.endpoint, Fault::HangCreateUpload);
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([("S3_SERVER_1_ENDPOINT".to_string(), proxy.url.clone())]);
+    let site = ws.make_site("site", 10_000);
+    // catch_up (the default) runs the never-backed-up site at start.
+    ws.write_config(&format!(
+        "[network]\nidle_timeout_secs = 2\n\n{}",
+        site_block("blog", &site, "0 0 3 * * *", "")
+    ));
+    let notify = NotifySocket::new(ws.path());
+    let _child = spawn_daemon(&ws, &notify, &[("WATCHDOG_USEC", "2000000")]);
+    notify.wait_for("READY=1", 0, Duration::from_secs(30));
+    notify.wait_for("WATCHDOG=1", 0, Duration::from_secs(10));
+    poll("the hanging CreateMultipartUpload", Duration::from_secs(30), || {
+        proxy
+            .seen()
+            .iter()
+            .any(|s| s.method == "POST" && s.target.contains("uploads"))
+            .then_some(())
+    });
+    let withheld = |log: &str| log.matches("withholding the watchdog ping").count();
+    poll("the watchdog withholding its ping", Duration::from_secs(30), || {
+        (withheld(&log(&ws)) >= 1).then_some(())
+    });
+    let pings = |n: &NotifySocket| n.all().iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    let before = pings(&notify);
+    let seen = withheld(&log(&ws));
+    // Two more watchdog rounds (one per second here): still no ping.
+    poll("two more withheld pings", Duration::from_secs(30), || {
+        (withheld(&log(&ws)) >= seen + 2).then_some(())
+    });
+    assert_eq!(pings(&notify), before, "pinged while the job was stuck:\n{}", log(&ws));
+    assert!(
+        log(&ws).contains("moved no bytes for longer than the idle timeout"),
+        "{}",
+        log(&ws)
+    );
+}

@@ -19,7 +19,6 @@ use globset::GlobSet;
 use serde::Serialize;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// zstd job size when multithreaded.
@@ -123,11 +122,7 @@ fn walk<'a>(root: &'a Path, exclude: &'a GlobSet) -> impl Iterator<Item = walkdi
 /// Write the whole archive of `spec` into `out` (compressed), and return
 /// the counters and the writer. `read_bytes` counts file bytes read, for
 /// progress reporting.
-pub fn write_archive<W: Write>(
-    spec: &ArchiveSpec,
-    out: W,
-    read_bytes: &Arc<AtomicU64>,
-) -> io::Result<(ArchiveStats, W)> {
+pub fn write_archive<W: Write>(spec: &ArchiveSpec, out: W, read_bytes: &AtomicU64) -> io::Result<(ArchiveStats, W)> {
     let mut encoder = zstd::stream::write::Encoder::new(out, spec.zstd_level)?;
     if spec.zstd_threads > 0 {
         encoder.multithread(spec.zstd_threads)?;

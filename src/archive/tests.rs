@@ -1,5 +1,6 @@
 use super::*;
 use std::os::unix::fs::{PermissionsExt, symlink};
+use std::sync::Arc;
 
 fn spec(root: &Path, exclude: &[&str]) -> ArchiveSpec {
     let mut b = globset::GlobSetBuilder::new();

@@ -23,6 +23,9 @@
 //! `EXTEND_TIMEOUT_USEC` meanwhile), then abort it cleanly; exit 0. A second
 //! SIGTERM or SIGINT exits at once.
 
+mod liveness;
+
+use liveness::{HEARTBEAT, Heartbeat, watched};
 mod notify;
 mod recover;
 mod scheduler;
@@ -37,15 +40,12 @@ use crate::storage::ConfigSource;
 use chrono::{DateTime, Utc};
 use scheduler::{Gate, Schedules, Tick};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-/// How often the runner proves it is alive.
-const HEARTBEAT: Duration = Duration::from_secs(1);
 /// After the drain deadline and the abort, how long cleanup may take.
 const ABORT_GRACE: Duration = Duration::from_secs(20);
 
@@ -59,8 +59,8 @@ enum Job {
 struct Shared {
     /// Sites queued or running: a tick for one of them is skipped.
     pending: Mutex<HashSet<String>>,
-    /// Unix millis of the runner's last heartbeat.
-    heartbeat: AtomicI64,
+    /// The runner's last sign of life (see [`liveness`]).
+    heartbeat: Heartbeat,
     /// The last job result, for STATUS=.
     last: Mutex<Option<String>>,
     /// Which scheduler ticks go to the runner.
@@ -71,15 +71,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn beat(&self) {
-        self.heartbeat.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-    }
-
-    fn heartbeat_age(&self) -> Duration {
-        let age = Utc::now().timestamp_millis() - self.heartbeat.load(Ordering::Relaxed);
-        Duration::from_millis(age.max(0) as u64)
-    }
-
     fn enqueue(&self, site: &str, trigger: &'static str) {
         let fresh = lock(&self.pending).insert(site.to_string());
         if !fresh {
@@ -139,7 +130,7 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         pending: Mutex::new(HashSet::new()),
-        heartbeat: AtomicI64::new(Utc::now().timestamp_millis()),
+        heartbeat: Heartbeat::new(),
         last: Mutex::new(None),
         gate: Mutex::new(Gate::default()),
         jobs: jobs_tx,
@@ -289,10 +280,11 @@ async fn runner(
         let job = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            _ = tick.tick() => { shared.beat(); continue; }
+            _ = tick.tick() => { shared.heartbeat.beat(); continue; }
             job = jobs.recv() => match job { Some(j) => j, None => break },
         };
         let config = config_rx.borrow().clone();
+        let stall = config.network.idle_timeout();
         match job {
             Job::Backup { site, trigger } => {
                 let Some(site_cfg) = config.site(&site).cloned() else {
@@ -301,6 +293,7 @@ async fn runner(
                     continue;
                 };
                 notify::status(&format!("Backing up {site} ({trigger})"));
+                let progress = Arc::new(Progress::default());
                 let job = BackupJob {
                     config: config.clone(),
                     site: site_cfg.clone(),
@@ -308,10 +301,10 @@ async fn runner(
                     source: Arc::new(ConfigSource::new(&config, Some(catalog.clone()))),
                     install: shared.install.clone(),
                     trigger,
-                    progress: Arc::new(Progress::default()),
+                    progress: progress.clone(),
                     cancel: abort_job.clone(),
                 };
-                let report = beating(&shared, &mut tick, job.run()).await;
+                let report = watched(&shared.heartbeat, &mut tick, &progress, stall, job.run()).await;
                 lock(&shared.pending).remove(&site);
                 let summary = match (&report.archive, report.outcome) {
                     (Some(a), outcome) => {
@@ -331,7 +324,7 @@ async fn runner(
                 };
                 *lock(&shared.last) = Some(summary);
                 if report.outcome != RunOutcome::Failed && site_cfg.retention.is_some() && !stop.is_cancelled() {
-                    beating(&shared, &mut tick, prune(&config, &catalog, &site_cfg)).await;
+                    pruning(&shared, &mut tick, stall, prune(&config, &catalog, &site_cfg)).await;
                 }
             }
             Job::PruneAll => {
@@ -339,7 +332,7 @@ async fn runner(
                     if stop.is_cancelled() {
                         break;
                     }
-                    beating(&shared, &mut tick, prune(&config, &catalog, site)).await;
+                    pruning(&shared, &mut tick, stall, prune(&config, &catalog, site)).await;
                 }
             }
         }
@@ -347,19 +340,16 @@ async fn runner(
     }
 }
 
-/// Await `work` while keeping the runner's heartbeat fresh.
-async fn beating<T>(
+/// A prune is one step, with [`liveness::PRUNE_STEP`] as its limit.
+async fn pruning(
     shared: &Shared,
     tick: &mut tokio::time::Interval,
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            r = &mut work => return r,
-            _ = tick.tick() => shared.beat(),
-        }
-    }
+    stall: Duration,
+    work: impl std::future::Future<Output = ()>,
+) {
+    let progress = Progress::default();
+    let _step = progress.step(liveness::PRUNE_STEP);
+    watched(&shared.heartbeat, tick, &progress, stall, work).await;
 }
 
 async fn prune(config: &Config, catalog: &Arc<Catalog>, site: &config::SiteConfig) {
@@ -375,23 +365,10 @@ async fn prune(config: &Config, catalog: &Arc<Catalog>, site: &config::SiteConfi
     }
 }
 
-/// Ping the systemd watchdog at half its interval, but only while the
-/// runner's heartbeat is fresh.
+/// Ping the systemd watchdog at half its interval, only while the runner's
+/// heartbeat is fresh (see [`liveness`]).
 async fn watchdog(shared: Arc<Shared>, stop: CancellationToken) {
-    let Some(interval) = notify::watchdog_interval() else {
-        return;
-    };
-    let half = interval / 2;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(half) => {
-                if shared.heartbeat_age() < interval {
-                    notify::watchdog();
-                } else {
-                    error!(age_ms = shared.heartbeat_age().as_millis() as u64, "The job runner is not responding; withholding the watchdog ping.");
-                }
-            }
-        }
+    if let Some(interval) = notify::watchdog_interval() {
+        liveness::watchdog(&shared.heartbeat, interval, stop, notify::watchdog).await;
     }
 }

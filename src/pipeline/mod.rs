@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -55,6 +55,47 @@ pub struct Progress {
     pub read: AtomicU64,
     /// Compressed bytes confirmed by the server in the current attempt.
     pub uploaded: AtomicU64,
+    /// Unix milliseconds until which a step with a time limit of its own
+    /// (a hook, the database dump) may run without moving bytes; 0: none.
+    pub step_until_ms: AtomicI64,
+}
+
+impl Progress {
+    /// A step that may run for up to `limit` without moving bytes; its end
+    /// (the guard dropped) clears it.
+    pub fn step(&self, limit: Duration) -> StepGuard<'_> {
+        let until = Utc::now()
+            .timestamp_millis()
+            .saturating_add(i64::try_from(limit.as_millis()).unwrap_or(i64::MAX));
+        self.step_until_ms.store(until, Ordering::Relaxed);
+        StepGuard(self)
+    }
+
+    /// A count that grows whenever the job moves bytes (reads the site,
+    /// completes a part, or sends or receives body bytes on any server).
+    pub fn activity(&self) -> u64 {
+        self.read
+            .load(Ordering::Relaxed)
+            .wrapping_add(self.uploaded.load(Ordering::Relaxed))
+            .wrapping_add(storage::transfers())
+    }
+
+    /// The end of the running step, if one is running.
+    pub fn step_until(&self) -> Option<DateTime<Utc>> {
+        match self.step_until_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+}
+
+/// Ends a [`Progress::step`].
+pub struct StepGuard<'a>(&'a Progress);
+
+impl Drop for StepGuard<'_> {
+    fn drop(&mut self) {
+        self.0.step_until_ms.store(0, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -285,7 +326,10 @@ impl BackupJob {
             archive_key: None,
             error: None,
         };
-        match hooks::run_stage(&site.hooks, HookStage::Before, &ctx, &self.cancel).await {
+        let step = self.progress.step(stage_limit(&site.hooks, HookStage::Before));
+        let result = hooks::run_stage(&site.hooks, HookStage::Before, &ctx, &self.cancel).await;
+        drop(step);
+        match result {
             Ok(()) => Ok(()),
             Err(e) if site.hooks.before_optional && !self.cancel.is_cancelled() => {
                 report
@@ -312,6 +356,7 @@ impl BackupJob {
             from = %settings.source, "Dumping the database."
         );
         let spool = self.config.state_dir.join("spool");
+        let _step = self.progress.step(settings.timeout + crate::process::KILL_GRACE);
         database::dump(&settings, &spool, &self.site.name, &self.cancel)
             .await
             .map(Some)
@@ -347,6 +392,7 @@ impl BackupJob {
             archive_key: key.as_deref(),
             error: error.as_deref(),
         };
+        let _step = self.progress.step(stage_limit(&site.hooks, stage));
         if let Err(e) = hooks::run_stage(&site.hooks, stage, &ctx, &self.cancel).await {
             report.warnings.push(e.to_string());
             if report.outcome == RunOutcome::Success {
@@ -382,4 +428,15 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// The longest a hook stage may take: each command's time limit and the
+/// grace to stop it.
+fn stage_limit(hooks: &crate::config::HooksConfig, stage: HookStage) -> Duration {
+    let count = match stage {
+        HookStage::Before => hooks.before.len(),
+        HookStage::After => hooks.after.len(),
+        HookStage::OnError => hooks.on_error.len(),
+    } as u32;
+    (Duration::from_secs(hooks.timeout_secs) + crate::process::KILL_GRACE) * count
 }

@@ -183,12 +183,10 @@ impl BackupJob {
         };
         let progress = self.progress.clone();
         let producer = tokio::task::spawn_blocking(move || {
-            let read = Arc::new(AtomicU64::new(0));
-            let reader_progress = read.clone();
             let sink = HashingWriter::new(PartSink::new(tx, part_size as usize));
-            let result = archive::write_archive(&spec, sink, &reader_progress);
-            progress.read.store(read.load(Ordering::Relaxed), Ordering::Relaxed);
-            let (stats, sink) = result?;
+            // `read` moves live: the progress bar and the daemon's
+            // heartbeat watch it.
+            let (stats, sink) = archive::write_archive(&spec, sink, &progress.read)?;
             let (sink, sha, size) = sink.finish();
             sink.finish()?;
             Ok::<_, std::io::Error>((stats, sha, size))

@@ -19,6 +19,16 @@ use tokio::time::Instant;
 /// piece taken counts as activity.
 const BODY_PIECE: usize = 64 * 1024;
 
+/// Pieces of request and response bodies moved by this process, on any
+/// server: the daemon's heartbeat watches it to tell a slow transfer from a
+/// stuck one (see [`transfers`]).
+static TRANSFERS: AtomicU64 = AtomicU64::new(0);
+
+/// A count that grows whenever body bytes move to or from any server.
+pub fn transfers() -> u64 {
+    TRANSFERS.load(Ordering::Relaxed)
+}
+
 /// When bytes last moved, shared between a request body and its watcher.
 #[derive(Clone, Debug)]
 pub(super) struct Activity {
@@ -38,6 +48,7 @@ impl Activity {
     pub(super) fn touch(&self) {
         let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.fetch_max(ms, Ordering::Relaxed);
+        TRANSFERS.fetch_add(1, Ordering::Relaxed);
     }
 
     fn last(&self) -> Instant {

@@ -17,6 +17,7 @@ mod retry;
 mod s3;
 mod source;
 
+pub use idle::transfers;
 pub use local::LocalStore;
 pub use read::ResumingRead;
 pub use retry::{abort_with_retries, with_retries};

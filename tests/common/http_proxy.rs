@@ -17,6 +17,10 @@ pub enum Fault {
     /// to the server, then drop its reply: the client sees the connection
     /// close with no response, although the upload was completed.
     DropFirstCompleteReply,
+    /// Never answer CreateMultipartUpload (a POST with `?uploads`): the
+    /// request is read and the connection held open, silent, for up to ten
+    /// minutes. Plays a server that hangs.
+    HangCreateUpload,
 }
 
 /// One request seen by the proxy.
@@ -69,6 +73,10 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
             parts.next().unwrap_or_default().to_string(),
         );
         let is_complete = method == "POST" && target.contains("uploadId=");
+        let is_create = method == "POST"
+            && target
+                .split_once('?')
+                .is_some_and(|(_, q)| q.split('&').any(|p| p == "uploads" || p == "uploads="));
         let drop_reply = {
             let mut log = log.lock().unwrap();
             let drop = fault == Fault::DropFirstCompleteReply && is_complete && !log.iter().any(|s| s.dropped);
@@ -79,6 +87,10 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
             });
             drop
         };
+        if fault == Fault::HangCreateUpload && is_create {
+            std::thread::sleep(std::time::Duration::from_secs(600));
+            return;
+        }
         let Some(response) = forward(upstream, &head, &body) else {
             return;
         };
