@@ -11,7 +11,7 @@ mod ops;
 mod state;
 
 pub use ops::{ImportedArchive, UploadingRow};
-pub use state::{ArchiveStatus, AttemptOutcome, RunOutcome};
+pub use state::{ArchiveStatus, AttemptOutcome, Condition, RunOutcome, SuspectCause, VerifyOutcome};
 
 use crate::layout::ServerRef;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -102,6 +102,19 @@ const MIGRATIONS: &[&str] = &[
         adopted_at TEXT NOT NULL
     );
     "#,
+    // 3: the verify result as a state (ok / corrupt / inconclusive) instead
+    // of a bool, with its error; the suspect marking of an archive. An old
+    // failed verify cannot tell damage from a dead server: inconclusive.
+    r#"
+    ALTER TABLE s3_archives ADD COLUMN verify_outcome TEXT
+        CHECK (verify_outcome IN ('ok','corrupt','inconclusive'));
+    ALTER TABLE s3_archives ADD COLUMN verify_error TEXT;
+    UPDATE s3_archives SET verify_outcome = CASE verify_ok WHEN 1 THEN 'ok' ELSE 'inconclusive' END
+        WHERE verify_ok IS NOT NULL;
+    ALTER TABLE s3_archives DROP COLUMN verify_ok;
+    ALTER TABLE s3_archives ADD COLUMN suspect TEXT CHECK (suspect IN ('empty_site','shrunk'));
+    ALTER TABLE s3_archives ADD COLUMN suspect_reason TEXT;
+    "#,
 ];
 
 pub fn now_rfc3339() -> String {
@@ -126,8 +139,14 @@ pub struct ArchiveRow {
     pub status: ArchiveStatus,
     pub error: Option<String>,
     pub verified_at: Option<String>,
-    /// Result of the last `verify` (`None`: never verified).
-    pub verify_ok: Option<bool>,
+    /// What the last `verify` proved (`None`: never verified).
+    pub verify_outcome: Option<VerifyOutcome>,
+    /// Why that verify failed.
+    pub verify_error: Option<String>,
+    /// Set when the backup looked wrong (an empty site, a sudden shrink).
+    pub suspect: Option<SuspectCause>,
+    /// The warning the backup gave for it.
+    pub suspect_reason: Option<String>,
 }
 
 /// A new archive row, written as `uploading` before the first byte goes out.
@@ -167,6 +186,11 @@ impl ArchiveRow {
     /// The server the archive was stored on.
     pub fn location(&self) -> ServerRef {
         ServerRef::new(self.endpoint.clone(), self.bucket.clone())
+    }
+
+    /// Clean, suspect or corrupt, as retention sees it.
+    pub fn condition(&self) -> Condition {
+        Condition::of(self.verify_outcome, self.suspect)
     }
 }
 
@@ -471,7 +495,8 @@ impl Catalog {
 /// The columns [`row_to_archive`] reads, in its order: every query that
 /// returns [`ArchiveRow`]s selects exactly these.
 const ARCHIVE_COLUMNS: &str =
-    "id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at, verify_ok";
+    "id, site, server_id, endpoint, bucket, key, size_bytes, sha256, created_at, status, error, verified_at,
+     verify_outcome, verify_error, suspect, suspect_reason";
 
 fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
     Ok(ArchiveRow {
@@ -487,7 +512,10 @@ fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
         status: r.get(9)?,
         error: r.get(10)?,
         verified_at: r.get(11)?,
-        verify_ok: r.get(12)?,
+        verify_outcome: r.get(12)?,
+        verify_error: r.get(13)?,
+        suspect: r.get(14)?,
+        suspect_reason: r.get(15)?,
     })
 }
 

@@ -3,7 +3,10 @@
 //! makes (import, missing, size, found again). Usage is the sum of
 //! `complete` rows, so these corrections are what fixes usage.
 
-use super::{ARCHIVE_COLUMNS as COLUMNS, ArchiveRow, Catalog, CatalogResult, now_rfc3339, row_to_archive};
+use super::{
+    ARCHIVE_COLUMNS as COLUMNS, ArchiveRow, Catalog, CatalogResult, SuspectCause, VerifyOutcome, now_rfc3339,
+    row_to_archive,
+};
 use crate::layout::ServerRef;
 use rusqlite::{OptionalExtension, params};
 
@@ -110,12 +113,33 @@ impl Catalog {
         })
     }
 
-    /// Record the time and result of a `verify` of archive `id`.
-    pub fn record_verification(&self, id: i64, at: &str, ok: bool) -> CatalogResult<()> {
+    /// Record the time and outcome of a `verify` of archive `id`. An
+    /// inconclusive verify (the server was down) does not undo an earlier
+    /// `corrupt` finding: only a verify that reads the archive intact does.
+    pub fn record_verification(
+        &self,
+        id: i64,
+        at: &str,
+        outcome: VerifyOutcome,
+        error: Option<&str>,
+    ) -> CatalogResult<()> {
         self.with(|c| {
             c.execute(
-                "UPDATE s3_archives SET verified_at = ?2, verify_ok = ?3 WHERE id = ?1",
-                params![id, at, ok],
+                "UPDATE s3_archives SET verified_at = ?2, verify_outcome = ?3, verify_error = ?4
+                 WHERE id = ?1 AND NOT (?3 = 'inconclusive' AND verify_outcome IS 'corrupt')",
+                params![id, at, outcome, error],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Mark a stored archive suspect (see [`SuspectCause`]), with the
+    /// warning the backup gave.
+    pub fn mark_suspect(&self, id: i64, cause: SuspectCause, reason: &str) -> CatalogResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE s3_archives SET suspect = ?2, suspect_reason = ?3 WHERE id = ?1",
+                params![id, cause, reason],
             )?;
             Ok(())
         })
@@ -257,14 +281,49 @@ mod tests {
     }
 
     #[test]
-    fn verification_is_recorded() {
+    fn verification_is_recorded_and_a_dead_server_does_not_clear_corruption() {
+        use super::super::Condition;
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(dir.path()).unwrap();
         let id = cat.import_archive(&imported("k", 1)).unwrap();
-        assert_eq!(cat.archive(id).unwrap().unwrap().verify_ok, None);
-        cat.record_verification(id, "2025-01-01T00:00:00Z", false).unwrap();
+        let row = cat.archive(id).unwrap().unwrap();
+        assert_eq!((row.verify_outcome, row.condition()), (None, Condition::Clean));
+
+        cat.record_verification(id, "2025-01-01T00:00:00Z", VerifyOutcome::Inconclusive, Some("down"))
+            .unwrap();
         let row = cat.archive(id).unwrap().unwrap();
         assert_eq!(row.verified_at.as_deref(), Some("2025-01-01T00:00:00Z"));
-        assert_eq!(row.verify_ok, Some(false));
+        assert_eq!(row.verify_outcome, Some(VerifyOutcome::Inconclusive));
+        assert_eq!(
+            row.condition(),
+            Condition::Clean,
+            "a transient failure is not corruption"
+        );
+
+        cat.record_verification(
+            id,
+            "2025-01-02T00:00:00Z",
+            VerifyOutcome::Corrupt,
+            Some("checksum mismatch"),
+        )
+        .unwrap();
+        cat.record_verification(id, "2025-01-03T00:00:00Z", VerifyOutcome::Inconclusive, Some("down"))
+            .unwrap();
+        let row = cat.archive(id).unwrap().unwrap();
+        assert_eq!(row.condition(), Condition::Corrupt);
+        assert_eq!(row.verify_error.as_deref(), Some("checksum mismatch"));
+        assert_eq!(row.verified_at.as_deref(), Some("2025-01-02T00:00:00Z"));
+
+        cat.record_verification(id, "2025-01-04T00:00:00Z", VerifyOutcome::Ok, None)
+            .unwrap();
+        let row = cat.archive(id).unwrap().unwrap();
+        assert_eq!((row.condition(), row.verify_error), (Condition::Clean, None));
+
+        cat.mark_suspect(id, SuspectCause::EmptySite, "site directory is empty")
+            .unwrap();
+        let row = cat.archive(id).unwrap().unwrap();
+        assert_eq!(row.suspect, Some(SuspectCause::EmptySite));
+        assert_eq!(row.condition(), Condition::Suspect);
+        assert_eq!(row.suspect_reason.as_deref(), Some("site directory is empty"));
     }
 }

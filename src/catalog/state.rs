@@ -8,12 +8,12 @@ use serde::Serialize;
 use std::fmt;
 
 /// Defines a string-backed enum with `as_str`, `Display`, `FromStr`,
-/// serde (lower-case) and SQL mappings.
+/// serde (snake_case, the same text) and SQL mappings.
 macro_rules! sql_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(rename_all = "lowercase")]
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
         }
@@ -100,6 +100,74 @@ sql_enum! {
     }
 }
 
+sql_enum! {
+    /// `s3_archives.verify_outcome`: what the last `verify` proved.
+    VerifyOutcome {
+        /// Read to the end: the checksum matched every recorded one, and
+        /// it read as a tar.zst archive with its manifest.
+        Ok => "ok",
+        /// Read to the end, and the checksum or the format did not match:
+        /// the stored object is damaged. Retention removes it.
+        Corrupt => "corrupt",
+        /// The verify failed without proving damage: a download error (a
+        /// dead or slow server), an interruption, no recorded checksum to
+        /// compare with, or no manifest (an archive from another tool).
+        Inconclusive => "inconclusive",
+    }
+}
+
+/// A verify that did not run proves nothing.
+impl Default for VerifyOutcome {
+    fn default() -> Self {
+        VerifyOutcome::Inconclusive
+    }
+}
+
+sql_enum! {
+    /// `s3_archives.suspect`: why a stored archive looks wrong. A suspect
+    /// archive is kept, but fills no retention slot.
+    SuspectCause {
+        /// The site directory had no files (an unmounted volume?).
+        EmptySite => "empty_site",
+        /// Much smaller than the site's previous complete archive.
+        Shrunk => "shrunk",
+    }
+}
+
+/// What retention makes of an archive: derived from the verify outcome and
+/// the suspect marking (never stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    Clean,
+    Suspect,
+    Corrupt,
+}
+
+impl Condition {
+    pub fn of(verify: Option<VerifyOutcome>, suspect: Option<SuspectCause>) -> Self {
+        match (verify, suspect) {
+            (Some(VerifyOutcome::Corrupt), _) => Condition::Corrupt,
+            (_, Some(_)) => Condition::Suspect,
+            _ => Condition::Clean,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Clean => "clean",
+            Condition::Suspect => "suspect",
+            Condition::Corrupt => "corrupt",
+        }
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,15 +213,61 @@ mod tests {
             )
             .unwrap();
         }
+        for v in VerifyOutcome::ALL {
+            conn.execute("UPDATE s3_archives SET verify_outcome = ?1", [v]).unwrap();
+            let back: VerifyOutcome = conn
+                .query_row("SELECT verify_outcome FROM s3_archives LIMIT 1", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(back, *v);
+        }
+        for c in SuspectCause::ALL {
+            conn.execute("UPDATE s3_archives SET suspect = ?1", [c]).unwrap();
+            let back: SuspectCause = conn
+                .query_row("SELECT suspect FROM s3_archives LIMIT 1", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(back, *c);
+        }
+        assert!(
+            conn.execute("UPDATE s3_archives SET verify_outcome = 'broken'", [])
+                .is_err()
+        );
+        assert!(conn.execute("UPDATE s3_archives SET suspect = 'odd'", []).is_err());
         let bad: rusqlite::Result<ArchiveStatus> = conn.query_row("SELECT 'complet'", [], |r| r.get(0));
         assert!(bad.is_err());
     }
 
     #[test]
+    fn corrupt_wins_over_suspect() {
+        use Condition as C;
+        assert_eq!(C::of(None, None), C::Clean);
+        assert_eq!(C::of(Some(VerifyOutcome::Inconclusive), None), C::Clean);
+        assert_eq!(C::of(Some(VerifyOutcome::Ok), Some(SuspectCause::Shrunk)), C::Suspect);
+        assert_eq!(
+            C::of(Some(VerifyOutcome::Corrupt), Some(SuspectCause::EmptySite)),
+            C::Corrupt
+        );
+    }
+
+    #[test]
     fn text_matches_serde() {
-        for s in ArchiveStatus::ALL {
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
-            assert_eq!(s.as_str().parse::<ArchiveStatus>().unwrap(), *s);
+        fn check<T: Serialize + std::str::FromStr + PartialEq + fmt::Debug + Copy>(
+            all: &[T],
+            text: fn(T) -> &'static str,
+        ) where
+            T::Err: fmt::Debug,
+        {
+            for v in all {
+                assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(text(*v)));
+                assert_eq!(text(*v).parse::<T>().unwrap(), *v);
+            }
+        }
+        check(ArchiveStatus::ALL, ArchiveStatus::as_str);
+        check(AttemptOutcome::ALL, AttemptOutcome::as_str);
+        check(RunOutcome::ALL, RunOutcome::as_str);
+        check(VerifyOutcome::ALL, VerifyOutcome::as_str);
+        check(SuspectCause::ALL, SuspectCause::as_str);
+        for c in [Condition::Clean, Condition::Suspect, Condition::Corrupt] {
+            assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(c.as_str()));
         }
     }
 }

@@ -98,3 +98,31 @@ fn runs_keep_attempts_and_warnings() {
     assert_eq!(row.warnings, vec!["file vanished".to_string()]);
     assert_eq!(row.attempts[0].reason, "no room");
 }
+
+/// A catalog written before verify outcomes were a state: a passed verify
+/// becomes `ok`; a failed one could have been a dead server, so it becomes
+/// `inconclusive`, never `corrupt`.
+#[test]
+fn old_verify_results_migrate_without_inventing_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join("catalog.db")).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        for (key, ok) in [("a", Some(true)), ("b", Some(false)), ("c", None)] {
+            conn.execute(
+                "INSERT INTO s3_archives (site, server_id, endpoint, bucket, key, created_at, status, verify_ok)
+                 VALUES ('blog', 1, 'h:1', 'b', ?1, '2024-01-01T00:00:00Z', 'complete', ?2)",
+                params![key, ok],
+            )
+            .unwrap();
+        }
+    }
+    let cat = Catalog::open(dir.path()).unwrap();
+    let outcome = |key: &str| cat.archive_by_key(key).unwrap().unwrap().verify_outcome;
+    assert_eq!(outcome("a"), Some(VerifyOutcome::Ok));
+    assert_eq!(outcome("b"), Some(VerifyOutcome::Inconclusive));
+    assert_eq!(outcome("c"), None);
+    let row = cat.archive_by_key("b").unwrap().unwrap();
+    assert_eq!((row.condition(), row.suspect), (Condition::Clean, None));
+}

@@ -1,6 +1,7 @@
-//! `list`: archives in the catalog.
+//! `list`: archives in the catalog, with their marking: `suspect` (the
+//! backup looked wrong) or `corrupt` (a verify proved damage).
 
-use crate::catalog::{Catalog, ListFilter};
+use crate::catalog::{Catalog, Condition, ListFilter, VerifyOutcome};
 use crate::cli::ListArgs;
 use serde::Serialize;
 use std::path::Path;
@@ -17,7 +18,16 @@ struct ListEntry<'a> {
     sha256: Option<&'a str>,
     created_at: &'a str,
     status: &'a str,
+    /// `clean`, `suspect` or `corrupt`: what retention makes of it.
+    condition: Condition,
+    /// `empty_site` or `shrunk`, with the backup's warning.
+    suspect: Option<&'a str>,
+    suspect_reason: Option<&'a str>,
     verified_at: Option<&'a str>,
+    /// `ok`, `corrupt` or `inconclusive`.
+    verify: Option<VerifyOutcome>,
+    verify_error: Option<&'a str>,
+    /// `verify == "ok"`, for scripts written before `verify` existed.
     verify_ok: Option<bool>,
 }
 
@@ -42,8 +52,13 @@ pub fn run(state_dir: &Path, args: &ListArgs, json: bool) -> anyhow::Result<u8> 
                 sha256: r.sha256.as_deref(),
                 created_at: &r.created_at,
                 status: r.status.as_str(),
+                condition: r.condition(),
+                suspect: r.suspect.map(|c| c.as_str()),
+                suspect_reason: r.suspect_reason.as_deref(),
                 verified_at: r.verified_at.as_deref(),
-                verify_ok: r.verify_ok,
+                verify: r.verify_outcome,
+                verify_error: r.verify_error.as_deref(),
+                verify_ok: r.verify_outcome.map(|v| v == VerifyOutcome::Ok),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -54,20 +69,29 @@ pub fn run(state_dir: &Path, args: &ListArgs, json: bool) -> anyhow::Result<u8> 
         return Ok(0);
     }
     println!(
-        "{:>5}  {:<20}  {:>6}  {:<9}  {:>12}  {:<20}  KEY",
-        "ID", "SITE", "SERVER", "STATUS", "SIZE", "CREATED"
+        "{:>5}  {:<20}  {:>6}  {:<9}  {:<7}  {:>12}  {:<20}  KEY",
+        "ID", "SITE", "SERVER", "STATUS", "MARK", "SIZE", "CREATED"
     );
     for r in &rows {
+        let (mark, why) = match r.condition() {
+            Condition::Clean => ("", None),
+            Condition::Suspect => ("suspect", r.suspect_reason.as_deref()),
+            Condition::Corrupt => ("corrupt", r.verify_error.as_deref()),
+        };
         println!(
-            "{:>5}  {:<20}  {:>6}  {:<9}  {:>12}  {:<20}  {}",
+            "{:>5}  {:<20}  {:>6}  {:<9}  {:<7}  {:>12}  {:<20}  {}",
             r.id,
             r.site,
             r.server_id,
             r.status,
+            mark,
             super::mb(r.size_bytes),
             r.created_at,
             r.key
         );
+        if let Some(why) = why {
+            println!("{:>7}{mark}: {why}", "");
+        }
     }
     Ok(0)
 }

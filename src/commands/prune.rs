@@ -1,6 +1,8 @@
 //! `prune [--site S] [--dry-run]`: apply each site's retention policy.
+//! Corrupt archives are removed whatever the policy, and reported as such;
+//! suspect ones are shown with their marking.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Condition};
 use crate::cli::PruneArgs;
 use crate::config::{Config, ConfigError, Problem};
 use crate::retention::prune_site;
@@ -34,15 +36,22 @@ pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Resul
                 "dry_run": args.dry_run,
                 "keep": plan.keep,
                 "remove": plan.remove,
+                "corrupt": plan.corrupt().map(|a| a.id).collect::<Vec<_>>(),
                 "results": results,
             }));
             continue;
         }
+        let corrupt = plan.corrupt().count();
         println!(
-            "{}: keep {}, remove {}{}",
+            "{}: keep {}, remove {}{}{}",
             site.name,
             plan.keep.len(),
             plan.remove.len(),
+            if corrupt > 0 {
+                format!(" ({corrupt} corrupt)")
+            } else {
+                String::new()
+            },
             if args.dry_run {
                 " (dry run: nothing changed)"
             } else {
@@ -51,9 +60,10 @@ pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Resul
         );
         for k in &plan.keep {
             println!(
-                "  keep    #{:<5} {}  {}  ({})",
+                "  keep    #{:<5} {}{}  {}  ({})",
                 k.id,
                 k.created_at,
+                mark(k.condition),
                 k.key,
                 k.reasons.join("; ")
             );
@@ -66,9 +76,10 @@ pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Resul
                 Some(x) => format!(" → FAILED: {}", x.error.as_deref().unwrap_or("?")),
             };
             println!(
-                "  remove  #{:<5} {}  {}  ({}){status}",
+                "  remove  #{:<5} {}{}  {}  ({}){status}",
                 r.id,
                 r.created_at,
+                mark(r.condition),
                 r.key,
                 r.reasons.join("; ")
             );
@@ -81,4 +92,12 @@ pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Resul
         );
     }
     Ok(if failed { crate::EXIT_FAILED } else { 0 })
+}
+
+/// ` SUSPECT` / ` CORRUPT` after the date, nothing for a clean archive.
+fn mark(c: Condition) -> String {
+    match c {
+        Condition::Clean => String::new(),
+        other => format!(" {}", other.as_str().to_uppercase()),
+    }
 }

@@ -1,9 +1,11 @@
 //! `verify [ARCHIVE...|--all]`: download each archive, check its SHA-256
 //! against every recorded checksum and read it through zstd and tar;
-//! record the time and result in the catalog. Exit 1 on any failure.
+//! record the time and outcome in the catalog. Exit 1 on any failure.
+//! Only a proven mismatch marks an archive `corrupt` (the next `prune`
+//! removes it); a failed download leaves it `inconclusive`.
 
 use super::restore::{download_bar, interrupt_token};
-use crate::catalog::{Catalog, ListFilter};
+use crate::catalog::{Catalog, ListFilter, VerifyOutcome};
 use crate::cli::VerifyArgs;
 use crate::config::{Config, ConfigError, Problem};
 use crate::restore::{self, DownloadProgress, VerifyReport};
@@ -55,14 +57,20 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
             break;
         }
         if let Some(id) = report.id {
-            let (cat, ok) = (catalog.clone(), report.ok);
+            let (cat, outcome, error) = (catalog.clone(), report.outcome, report.error.clone());
             let at = crate::catalog::now_rfc3339();
-            tokio::task::spawn_blocking(move || cat.record_verification(id, &at, ok)).await??;
+            tokio::task::spawn_blocking(move || cat.record_verification(id, &at, outcome, error.as_deref())).await??;
         }
-        if report.ok {
-            tracing::info!(archive = %archive, "Archive verified.");
-        } else {
-            tracing::error!(archive = %archive, "Verification failed: {}", report.error.as_deref().unwrap_or("?"));
+        let error = report.error.as_deref().unwrap_or("?");
+        match report.outcome {
+            VerifyOutcome::Ok => tracing::info!(archive = %archive, "Archive verified."),
+            VerifyOutcome::Corrupt => {
+                tracing::error!(archive = %archive, "Archive is corrupt; the next prune removes it: {error}")
+            }
+            VerifyOutcome::Inconclusive => tracing::error!(
+                archive = %archive,
+                "Verification failed (inconclusive; the archive is not marked corrupt): {error}"
+            ),
         }
         if !json {
             print_report(&report);
@@ -83,7 +91,8 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
             reports.len() - failed,
             targets.len(),
             if failed > 0 {
-                format!(", {failed} FAILED")
+                let corrupt = reports.iter().filter(|r| r.outcome == VerifyOutcome::Corrupt).count();
+                format!(", {failed} FAILED ({corrupt} corrupt)")
             } else {
                 String::new()
             }
@@ -107,8 +116,16 @@ fn print_report(r: &VerifyReport) {
             super::mb(r.size_bytes.unwrap_or(0)),
             against.join(" and ")
         );
+    } else if r.outcome == VerifyOutcome::Corrupt {
+        println!(
+            "CORRUPT {id}{name}: {} (marked corrupt: it fills no retention slot and the next prune removes it)",
+            r.error.as_deref().unwrap_or("unknown error")
+        );
     } else {
-        println!("FAILED  {id}{name}: {}", r.error.as_deref().unwrap_or("unknown error"));
+        println!(
+            "FAILED  {id}{name}: {} (inconclusive: not marked corrupt)",
+            r.error.as_deref().unwrap_or("unknown error")
+        );
     }
     for w in &r.warnings {
         println!("  warning: {w}");

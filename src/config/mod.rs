@@ -26,7 +26,7 @@ pub use endpoint::Endpoint;
 pub use load::{LoadOptions, load, load_env_file, load_master, load_state_dir, load_without_env_file};
 pub use master::{MasterServerConfig, RawMasterServer};
 pub use model::*;
-pub use policy::{RetentionPolicy, parse_duration};
+pub use policy::{KeepWithin, RetentionPolicy, parse_keep_within};
 pub use problem::{ConfigError, Problem};
 pub use raw::{RawConfig, RawDatabase, RawHooks, RawRetention, RawServer};
 pub use redact::{RedactedConfig, RedactedHooks, RedactedServer, RedactedSite};

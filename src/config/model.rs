@@ -62,6 +62,9 @@ pub struct UploadConfig {
     pub part_retries: u32,
     /// Margin added to the last archive size when estimating the next one.
     pub size_margin_percent: u64,
+    /// An archive smaller than this percentage of the site's previous
+    /// complete one is marked suspect (0 turns the check off).
+    pub suspect_below_percent: u64,
 }
 
 impl Default for UploadConfig {
@@ -75,6 +78,7 @@ impl Default for UploadConfig {
             zstd_threads: if cores > 1 { cores } else { 0 },
             part_retries: 3,
             size_margin_percent: 20,
+            suspect_below_percent: 10,
         }
     }
 }

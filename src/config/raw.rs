@@ -33,6 +33,7 @@ pub struct RawUpload {
     pub zstd_threads: Option<u32>,
     pub part_retries: Option<u32>,
     pub size_margin_percent: Option<u64>,
+    pub suspect_below_percent: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

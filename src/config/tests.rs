@@ -333,3 +333,37 @@ fn idle_timeout_defaults_validates_and_env_wins() {
         assert!(p.message.contains(needle), "{p}");
     }
 }
+
+#[test]
+fn suspect_below_percent_defaults_to_10_and_is_validated() {
+    let cfg = build(RawConfig::default(), &with_host(env_of(&[(1, "one")]))).unwrap();
+    assert_eq!(cfg.upload.suspect_below_percent, 10);
+    let cfg = build(
+        toml("[upload]\nsuspect_below_percent = 0\n"),
+        &with_host(env_of(&[(1, "one")])),
+    )
+    .unwrap();
+    assert_eq!(cfg.upload.suspect_below_percent, 0, "0 turns the size check off");
+    let mut e = with_host(env_of(&[(1, "one")]));
+    e.insert("SITEBACKUP_SUSPECT_BELOW_PERCENT".into(), "25".into());
+    let cfg = build(toml("[upload]\nsuspect_below_percent = 5\n"), &e).unwrap();
+    assert_eq!(cfg.upload.suspect_below_percent, 25, "env wins");
+
+    for (toml_text, env_value, found) in [
+        ("[upload]\nsuspect_below_percent = 101\n", None, "found 101"),
+        ("", Some("ten"), "\"ten\""),
+    ] {
+        let mut e = with_host(env_of(&[(1, "one")]));
+        if let Some(v) = env_value {
+            e.insert("SITEBACKUP_SUSPECT_BELOW_PERCENT".into(), v.into());
+        }
+        let err = build(toml(toml_text), &e).unwrap_err();
+        let p = err
+            .problems()
+            .into_iter()
+            .find(|p| p.key == "upload.suspect_below_percent")
+            .unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(p.env.as_deref(), Some("SITEBACKUP_SUSPECT_BELOW_PERCENT"));
+        assert!(p.message.contains(found), "{p}");
+    }
+}

@@ -329,6 +329,15 @@ fn build_upload(raw: &raw::RawUpload, env: &BTreeMap<String, String>, problems: 
     ) {
         u.size_margin_percent = v;
     }
+    if let Some(v) = num(
+        "suspect_below_percent",
+        "SITEBACKUP_SUSPECT_BELOW_PERCENT",
+        raw.suspect_below_percent,
+        0,
+        100,
+    ) {
+        u.suspect_below_percent = v;
+    }
     u
 }
 

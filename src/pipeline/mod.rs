@@ -21,10 +21,13 @@
 mod plan;
 mod upload;
 
-pub use plan::{Choice, ServerSlot, Skip, estimate_bytes, fail_over_after, part_size_for, plan_servers, room_check};
+pub use plan::{
+    Choice, ServerSlot, Skip, Suspicion, estimate_bytes, fail_over_after, judge_archive, part_size_for, plan_servers,
+    room_check,
+};
 
 use crate::archive::{self, ArchiveSpec, DatabaseEntry, HashingWriter, PartSink};
-use crate::catalog::{Attempt, AttemptOutcome, Catalog, NewArchive, RunOutcome};
+use crate::catalog::{Attempt, AttemptOutcome, Catalog, NewArchive, RunOutcome, SuspectCause};
 use crate::config::{Config, SiteConfig};
 use crate::database::{self, DatabaseDump};
 use crate::hooks::{self, HookContext, HookStage};
@@ -106,6 +109,8 @@ pub struct ArchiveDone {
     pub key: String,
     pub size_bytes: u64,
     pub sha256: String,
+    /// Set when the archive was marked suspect (see [`judge_archive`]).
+    pub suspect: Option<SuspectCause>,
 }
 
 /// The outcome of one site's backup.
@@ -115,6 +120,9 @@ pub struct BackupReport {
     pub run_id: Option<i64>,
     pub outcome: RunOutcome,
     pub archive: Option<ArchiveDone>,
+    /// Set when the stored archive looks wrong (see [`judge_archive`]); the
+    /// run then ends as `warning`.
+    pub suspect: Option<SuspectCause>,
     pub attempts: Vec<Attempt>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
@@ -150,6 +158,7 @@ impl BackupJob {
             run_id: None,
             outcome: RunOutcome::Failed,
             archive: None,
+            suspect: None,
             attempts: Vec::new(),
             warnings: Vec::new(),
             error: None,
@@ -287,6 +296,7 @@ impl BackupJob {
                         "Upload finished."
                     );
                     report.warnings.extend(stats.warnings);
+                    report.suspect = done.suspect;
                     report.outcome = if report.warnings.is_empty() {
                         RunOutcome::Success
                     } else {
@@ -399,6 +409,31 @@ impl BackupJob {
                 report.outcome = RunOutcome::Warning;
             }
         }
+    }
+
+    /// Judge a stored archive against the site's previous complete one
+    /// and mark its row suspect if it looks wrong. Called before the row
+    /// becomes `complete`, so that no prune ever sees it as clean.
+    async fn mark_if_suspect(
+        &self,
+        row_id: i64,
+        files: u64,
+        size: u64,
+    ) -> Result<Option<Suspicion>, crate::catalog::CatalogError> {
+        let (cat, name) = (self.catalog.clone(), self.site.name.clone());
+        // This row is not complete yet: `last_archive_size` is the previous one.
+        let previous = tokio::task::spawn_blocking(move || cat.last_archive_size(&name))
+            .await
+            .map_err(|e| crate::catalog::CatalogError::Internal(e.to_string()))??;
+        let Some(s) = judge_archive(files, size, previous, self.config.upload.suspect_below_percent) else {
+            return Ok(None);
+        };
+        warn!(site = %self.site.name, row_id, "Archive marked suspect: {}", s.message);
+        let (cat, msg) = (self.catalog.clone(), s.message.clone());
+        tokio::task::spawn_blocking(move || cat.mark_suspect(row_id, s.cause, &msg))
+            .await
+            .map_err(|e| crate::catalog::CatalogError::Internal(e.to_string()))??;
+        Ok(Some(s))
     }
 
     async fn attempt(

@@ -1,6 +1,7 @@
 //! Pure decisions of the pipeline: the size estimate, whether a server has
-//! room, and the part size.
+//! room, the part size, and whether a stored archive looks suspect.
 
+use crate::catalog::SuspectCause;
 use std::fmt;
 
 /// Why a server was skipped before any upload.
@@ -75,6 +76,42 @@ pub fn plan_servers(slots: &[ServerSlot], estimate: u64) -> Vec<Choice> {
 /// errors are; fatal ones (bad input, a bug) would fail everywhere.
 pub fn fail_over_after(class: crate::storage::ErrorClass) -> bool {
     !matches!(class, crate::storage::ErrorClass::Fatal)
+}
+
+/// Why a stored archive is marked suspect, and the warning for the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspicion {
+    pub cause: SuspectCause,
+    pub message: String,
+}
+
+/// Is an archive of `files` files and `size` bytes suspect? It is when the
+/// site had no files at all, or when it is smaller than `below_percent` %
+/// of the site's previous complete archive (`previous`); 0 % turns the
+/// size check off.
+pub fn judge_archive(files: u64, size: u64, previous: Option<u64>, below_percent: u64) -> Option<Suspicion> {
+    if files == 0 {
+        return Some(Suspicion {
+            cause: SuspectCause::EmptySite,
+            message: "site directory is empty — is the volume mounted? The archive holds no files; it is kept, \
+                      marked suspect, and fills no retention slot"
+                .to_string(),
+        });
+    }
+    let previous = previous.filter(|p| *p > 0)?;
+    if u128::from(size) * 100 >= u128::from(previous) * u128::from(below_percent) {
+        return None;
+    }
+    Some(Suspicion {
+        cause: SuspectCause::Shrunk,
+        message: format!(
+            "archive is {:.2} MB ({size} bytes), less than {below_percent} % of the previous complete archive's \
+             {:.2} MB ({previous} bytes) — were files deleted, or is a volume missing? It is kept, marked suspect, \
+             and fills no retention slot",
+            size as f64 / 1e6,
+            previous as f64 / 1e6
+        ),
+    })
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -162,6 +199,43 @@ mod tests {
         assert!(room_check(1, 100, 100).is_err());
         let skip = room_check(400_000_000, 200_000_000, 500_000_000).unwrap_err();
         assert!(skip.to_string().starts_with("Not enough space"), "{skip}");
+    }
+
+    #[rstest]
+    #[case::empty_site(0, 500, Some(1000), 10, Some(SuspectCause::EmptySite))]
+    #[case::empty_site_first_backup(0, 500, None, 10, Some(SuspectCause::EmptySite))]
+    #[case::empty_site_even_with_the_check_off(0, 500, Some(1000), 0, Some(SuspectCause::EmptySite))]
+    #[case::first_backup_has_nothing_to_compare(3, 1, None, 10, None)]
+    #[case::just_under_ten_percent(3, 99, Some(1000), 10, Some(SuspectCause::Shrunk))]
+    #[case::exactly_ten_percent_is_fine(3, 100, Some(1000), 10, None)]
+    #[case::growth_is_fine(3, 5000, Some(1000), 10, None)]
+    #[case::check_off(3, 1, Some(1000), 0, None)]
+    #[case::stricter_threshold(3, 499, Some(1000), 50, Some(SuspectCause::Shrunk))]
+    #[case::previous_of_zero_bytes(3, 0, Some(0), 10, None)]
+    #[case::huge_sizes_do_not_overflow(3, u64::MAX / 20, Some(u64::MAX), 10, Some(SuspectCause::Shrunk))]
+    fn suspect_archives(
+        #[case] files: u64,
+        #[case] size: u64,
+        #[case] previous: Option<u64>,
+        #[case] percent: u64,
+        #[case] expected: Option<SuspectCause>,
+    ) {
+        let got = judge_archive(files, size, previous, percent);
+        assert_eq!(got.as_ref().map(|s| s.cause), expected, "{got:?}");
+        if let Some(s) = got {
+            match s.cause {
+                SuspectCause::EmptySite => {
+                    assert!(
+                        s.message
+                            .starts_with("site directory is empty — is the volume mounted?")
+                    )
+                }
+                SuspectCause::Shrunk => {
+                    assert!(s.message.contains(&format!("({size} bytes)")), "{}", s.message);
+                    assert!(s.message.contains(&format!("{percent} %")), "{}", s.message);
+                }
+            }
+        }
     }
 
     #[test]

@@ -97,6 +97,9 @@ impl BackupJob {
         match result {
             Ok(stored) => {
                 let mut stats = stored.stats;
+                stats
+                    .warnings
+                    .extend(stored.suspicion.as_ref().map(|s| s.message.clone()));
                 if let Some(e) = stored.unrecorded {
                     stats.warnings.push(format!(
                         "{key} is stored on {server}, but the catalog could not record it ({e}); \
@@ -111,6 +114,7 @@ impl BackupJob {
                         key,
                         size_bytes: stored.size,
                         sha256: stored.sha256,
+                        suspect: stored.suspicion.as_ref().map(|s| s.cause),
                     },
                     stats,
                 ))
@@ -259,6 +263,7 @@ impl BackupJob {
         let cat = self.catalog.clone();
         let sha = sha256.clone();
         blocking_attempt(move || cat.record_checksum(row_id, size, &sha)).await?;
+        let suspicion = self.mark_if_suspect(row_id, stats.files, size).await?;
         let sidecar = format!("{sha256}  {}\n", key.rsplit('/').next().unwrap_or(key));
         let sidecar_key = storage::sidecar_key(key);
         with_retries(upload.part_retries, || {
@@ -275,6 +280,7 @@ impl BackupJob {
             size,
             sha256,
             stats,
+            suspicion,
             unrecorded,
         })
     }
@@ -324,6 +330,8 @@ struct Stored {
     size: u64,
     sha256: String,
     stats: archive::ArchiveStats,
+    /// Set when the row was marked suspect.
+    suspicion: Option<Suspicion>,
     /// Why the catalog could not mark the row complete, if it could not.
     unrecorded: Option<crate::catalog::CatalogError>,
 }

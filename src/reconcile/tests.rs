@@ -29,7 +29,10 @@ fn row(id: i64, key: &str, size: u64, status: &str) -> ArchiveRow {
         status: status.parse().unwrap(),
         error: None,
         verified_at: None,
-        verify_ok: None,
+        verify_outcome: None,
+        verify_error: None,
+        suspect: None,
+        suspect_reason: None,
     }
 }
 

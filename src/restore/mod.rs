@@ -32,7 +32,7 @@ pub use locate::{Located, Reference, locate, references};
 pub use stream::{DownloadProgress, Downloaded, download_through};
 
 use crate::archive::extract::{self, ExtractError, ExtractOptions, ExtractStats};
-use crate::catalog::CatalogError;
+use crate::catalog::{CatalogError, VerifyOutcome};
 use crate::storage::StorageError;
 use rustix::fs::{Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
@@ -397,6 +397,10 @@ pub struct VerifyReport {
     pub server_id: Option<u32>,
     pub key: Option<String>,
     pub ok: bool,
+    /// What the verify proved: `ok`, `corrupt` (read to the end, and the
+    /// checksum or format did not match) or `inconclusive` (anything else
+    /// that went wrong, such as a download error).
+    pub outcome: VerifyOutcome,
     pub size_bytes: Option<u64>,
     pub sha256: Option<String>,
     /// The recorded checksums compared with the download.
@@ -444,6 +448,11 @@ pub async fn verify(
         .total
         .store(located.size.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     let mut errors = Vec::new();
+    // Damage is proven only by a download that reached the end of the
+    // object: a checksum mismatch, or bytes that are not a tar.zst archive.
+    // A download error, a refused entry or a missing checksum proves
+    // nothing about the stored object.
+    let mut corrupt = false;
     match download_through(located.store.as_ref(), &located.key, progress, cancel, extract::check).await {
         Err(e) => errors.push(e.to_string()),
         Ok(d) => {
@@ -452,6 +461,7 @@ pub async fn verify(
             if d.complete {
                 if let Some(e) = mismatch(&located.key, &refs, &d.sha256) {
                     errors.push(e.to_string());
+                    corrupt = true;
                 }
                 if let Some(expected) = located.size
                     && expected != d.bytes
@@ -463,7 +473,10 @@ pub async fn verify(
                 }
             }
             match d.result {
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    corrupt |= d.complete && e.is_format();
+                    errors.push(e.to_string());
+                }
                 Ok(summary) => {
                     match &summary.manifest {
                         None => errors.push(
@@ -492,6 +505,11 @@ pub async fn verify(
     }
     report.checked_against = refs;
     report.ok = errors.is_empty();
+    report.outcome = match (report.ok, corrupt) {
+        (true, _) => VerifyOutcome::Ok,
+        (false, true) => VerifyOutcome::Corrupt,
+        (false, false) => VerifyOutcome::Inconclusive,
+    };
     report.error = (!errors.is_empty()).then(|| errors.join("; "));
     report.duration_secs = started.elapsed().as_secs_f64();
     report

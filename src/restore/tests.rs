@@ -109,6 +109,7 @@ async fn a_good_archive_is_published_with_nothing_else_left() {
 
     let v = verify("x", &located, &DownloadProgress::default(), &CancellationToken::new()).await;
     assert!(v.ok, "{v:?}");
+    assert_eq!(v.outcome, VerifyOutcome::Ok);
     assert_eq!(v.site.as_deref(), Some("blog"));
 }
 
@@ -149,6 +150,7 @@ async fn a_checksum_mismatch_removes_the_partial_tree_or_keeps_it_marked() {
 
     let v = verify("x", &located, &DownloadProgress::default(), &CancellationToken::new()).await;
     assert!(!v.ok);
+    assert_eq!(v.outcome, VerifyOutcome::Corrupt, "read to the end, checksum differs");
     assert!(v.error.unwrap().contains("checksum mismatch"));
 }
 
@@ -176,6 +178,7 @@ async fn without_any_recorded_checksum_verify_fails_and_restore_warns() {
     located.store.delete(&sidecar_key(KEY)).await.unwrap();
     let v = verify("x", &located, &DownloadProgress::default(), &CancellationToken::new()).await;
     assert!(!v.ok);
+    assert_eq!(v.outcome, VerifyOutcome::Inconclusive, "nothing to compare with");
     assert!(v.error.unwrap().contains("no recorded checksum"));
     let report = restore_to(
         &located,
@@ -192,6 +195,39 @@ async fn without_any_recorded_checksum_verify_fails_and_restore_warns() {
         "{:?}",
         report.warnings
     );
+}
+
+/// Only a download that reached the end and found a mismatch proves an
+/// archive corrupt; a failure to read it proves nothing.
+#[tokio::test]
+async fn verify_tells_corruption_from_a_failed_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (located, _) = setup(tmp.path(), None).await;
+    let run = |cancel: CancellationToken| {
+        let located = &located;
+        async move { verify("x", located, &DownloadProgress::default(), &cancel).await }
+    };
+
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let v = run(cancel).await;
+    assert_eq!((v.ok, v.outcome), (false, VerifyOutcome::Inconclusive), "{v:?}");
+
+    // Not a tar.zst at all, though its checksum file matches: the format
+    // is damaged.
+    let garbage = Bytes::from(vec![0x5a_u8; 4096]);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&garbage));
+    located.store.put_small(KEY, garbage).await.unwrap();
+    let sidecar = Bytes::from(format!("{sha}  x.tar.zst\n"));
+    located.store.put_small(&sidecar_key(KEY), sidecar).await.unwrap();
+    let v = run(CancellationToken::new()).await;
+    assert_eq!(v.outcome, VerifyOutcome::Corrupt, "{v:?}");
+    assert!(v.error.unwrap().contains("damaged"));
+
+    // Gone from the server: that is reconcile's business, not damage.
+    located.store.delete(KEY).await.unwrap();
+    let v = run(CancellationToken::new()).await;
+    assert_eq!(v.outcome, VerifyOutcome::Inconclusive, "{v:?}");
 }
 
 #[test]

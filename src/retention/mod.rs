@@ -1,21 +1,33 @@
 //! Retention: a pure planner (archives + policy + `now` in, a
 //! [`RetentionPlan`] out) and the step that applies a plan.
 //!
-//! Semantics follow restic's `forget`: `keep_last N` keeps the N newest;
-//! `keep_hourly/daily/weekly/monthly/yearly N` keep the newest archive of
-//! each of the N most recent hours/days/ISO weeks/months/years that have
-//! one; `keep_within D` keeps everything newer than `now - D`. An archive
-//! kept by any rule is kept. Only `complete` archives are considered.
-//! Safety rules that no policy overrides: the newest `complete` archive is
-//! always kept, and a policy with no rule at all keeps everything.
+//! Only `complete` archives are considered, and each is taken in its
+//! [`Condition`]:
+//!
+//! - **clean** archives go through the policy, which follows restic's
+//!   `forget` exactly (restic 0.16 and later, including its rule that the
+//!   oldest archive is kept while a count rule has counts left): see
+//!   [`restic`] for the rules and the restic source they follow;
+//! - **corrupt** archives (a `verify` read them to the end and found a
+//!   checksum or format mismatch) fill no keep slot and are always removed,
+//!   and reported as corrupt;
+//! - **suspect** archives (the backup found the site empty, or much smaller
+//!   than before) fill no keep slot, so they never push a clean archive
+//!   out. One newer than the newest clean archive is kept (it may be the
+//!   only copy of a real change); once a clean archive follows it, it goes.
+//!   A site without a policy keeps them too.
+//!
+//! Whatever the policy, the newest clean archive is never removed (restic's
+//! rules already guarantee that; the planner checks it again).
 
-use crate::catalog::{ArchiveRow, ArchiveStatus};
-pub use crate::config::{RetentionPolicy, parse_duration};
+mod restic;
+
+use crate::catalog::{ArchiveRow, ArchiveStatus, Condition};
+pub use crate::config::{KeepWithin, RetentionPolicy, parse_keep_within};
 use crate::layout::ServerRef;
 use crate::storage::{ServerSource, Target};
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PlannedArchive {
@@ -27,6 +39,8 @@ pub struct PlannedArchive {
     pub key: String,
     pub created_at: String,
     pub size_bytes: u64,
+    /// `clean`, `suspect` or `corrupt`.
+    pub condition: Condition,
     /// Why it is kept (the rules that selected it) or why it goes.
     pub reasons: Vec<String>,
 }
@@ -35,6 +49,13 @@ pub struct PlannedArchive {
 pub struct RetentionPlan {
     pub keep: Vec<PlannedArchive>,
     pub remove: Vec<PlannedArchive>,
+}
+
+impl RetentionPlan {
+    /// Archives removed because a verify found them corrupt.
+    pub fn corrupt(&self) -> impl Iterator<Item = &PlannedArchive> {
+        self.remove.iter().filter(|a| a.condition == Condition::Corrupt)
+    }
 }
 
 fn planned(a: &ArchiveRow, reasons: Vec<String>) -> PlannedArchive {
@@ -47,6 +68,7 @@ fn planned(a: &ArchiveRow, reasons: Vec<String>) -> PlannedArchive {
         key: a.key.clone(),
         created_at: a.created_at.clone(),
         size_bytes: a.size_bytes,
+        condition: a.condition(),
         reasons,
     }
 }
@@ -59,69 +81,78 @@ fn created(a: &ArchiveRow) -> Option<DateTime<Utc>> {
 
 /// Plan retention for ONE site's archives.
 pub fn plan_retention(archives: &[ArchiveRow], policy: &RetentionPolicy, now: DateTime<Utc>) -> RetentionPlan {
-    let mut complete: Vec<(&ArchiveRow, DateTime<Utc>)> = archives
+    let mut stored: Vec<(&ArchiveRow, DateTime<Utc>)> = archives
         .iter()
         .filter(|a| a.status == ArchiveStatus::Complete)
         .filter_map(|a| created(a).map(|t| (a, t)))
         .collect();
     // Newest first; id breaks ties deterministically.
-    complete.sort_by(|x, y| y.1.cmp(&x.1).then(y.0.id.cmp(&x.0.id)));
+    stored.sort_by(|x, y| y.1.cmp(&x.1).then(y.0.id.cmp(&x.0.id)));
 
-    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); complete.len()];
-    if policy.is_empty() {
-        for r in &mut reasons {
-            r.push("no retention policy: everything is kept".into());
-        }
-    }
-    if let Some(first) = reasons.first_mut() {
-        first.push("newest complete archive".into());
-    }
-    if let Some(n) = policy.keep_last {
-        for (i, r) in reasons.iter_mut().enumerate().take(n as usize) {
-            r.push(format!("keep_last {n} (#{})", i + 1));
-        }
-    }
-    type Bucket = fn(DateTime<Utc>) -> String;
-    let buckets: [(&str, Option<u32>, Bucket); 5] = [
-        ("keep_hourly", policy.keep_hourly, |t| {
-            format!("{}-{:02}-{:02} {:02}h", t.year(), t.month(), t.day(), t.hour())
-        }),
-        ("keep_daily", policy.keep_daily, |t| t.format("%Y-%m-%d").to_string()),
-        ("keep_weekly", policy.keep_weekly, |t| {
-            let w = t.iso_week();
-            format!("{}-W{:02}", w.year(), w.week())
-        }),
-        ("keep_monthly", policy.keep_monthly, |t| t.format("%Y-%m").to_string()),
-        ("keep_yearly", policy.keep_yearly, |t| t.format("%Y").to_string()),
-    ];
-    for (rule, n, bucket_of) in buckets {
-        let Some(n) = n else { continue };
-        let mut seen = BTreeSet::new();
-        for (i, (_, t)) in complete.iter().enumerate() {
-            if seen.len() >= n as usize {
-                break;
-            }
-            let b = bucket_of(*t);
-            if seen.insert(b.clone()) {
-                reasons[i].push(format!("{rule} {n} ({b})"));
-            }
-        }
-    }
-    if let Some(d) = policy.keep_within {
-        for (i, (_, t)) in complete.iter().enumerate() {
-            if *t > now - d {
-                reasons[i].push("keep_within".into());
-            }
-        }
-    }
+    let clean: Vec<DateTime<Utc>> = stored
+        .iter()
+        .filter(|(a, _)| a.condition() == Condition::Clean)
+        .map(|(_, t)| *t)
+        .collect();
+    let newest_clean = stored
+        .iter()
+        .find(|(a, _)| a.condition() == Condition::Clean)
+        .map(|(a, t)| (*t, a.id));
+    let mut clean_reasons = restic::keep_reasons(&clean, policy, now).into_iter();
 
     let mut plan = RetentionPlan::default();
-    for ((a, _), r) in complete.iter().zip(reasons) {
-        if r.is_empty() {
-            plan.remove
-                .push(planned(a, vec!["not selected by any keep rule".into()]));
+    for (a, t) in &stored {
+        let (keep, reasons) = match a.condition() {
+            Condition::Clean => {
+                let mut r = clean_reasons.next().unwrap_or_default();
+                if r.is_empty() && newest_clean == Some((*t, a.id)) {
+                    r.push("newest clean archive".into());
+                }
+                if r.is_empty() {
+                    (false, vec!["not selected by any keep rule".to_string()])
+                } else {
+                    (true, r)
+                }
+            }
+            Condition::Corrupt => (
+                false,
+                vec![format!(
+                    "corrupt: {}",
+                    a.verify_error
+                        .as_deref()
+                        .unwrap_or("a verify found a checksum or format mismatch")
+                )],
+            ),
+            Condition::Suspect => {
+                let why = a
+                    .suspect_reason
+                    .as_deref()
+                    .or(a.suspect.map(|c| c.as_str()))
+                    .unwrap_or("?");
+                match newest_clean {
+                    _ if policy.is_empty() => (
+                        true,
+                        vec![format!("no retention policy: everything is kept (suspect: {why})")],
+                    ),
+                    Some((ct, cid)) if (*t, a.id) < (ct, cid) => (
+                        false,
+                        vec![format!(
+                            "suspect ({why}) and older than the newest clean archive #{cid}: it fills no keep slot"
+                        )],
+                    ),
+                    _ => (
+                        true,
+                        vec![format!(
+                            "suspect ({why}): kept while newer than every clean archive; it fills no keep slot"
+                        )],
+                    ),
+                }
+            }
+        };
+        if keep {
+            plan.keep.push(planned(a, reasons));
         } else {
-            plan.keep.push(planned(a, r));
+            plan.remove.push(planned(a, reasons));
         }
     }
     plan
@@ -196,6 +227,10 @@ pub async fn apply_retention(
             Err(e) => Err(e),
         };
         match &result {
+            Ok(()) if a.condition == Condition::Corrupt => tracing::warn!(
+                site = %a.site, key = %a.key,
+                "Pruned a corrupt archive: {}", a.reasons.join("; ")
+            ),
             Ok(()) => tracing::info!(site = %a.site, key = %a.key, "Pruned archive."),
             Err(e) => tracing::warn!(site = %a.site, key = %a.key, "Could not prune archive: {e}"),
         }
