@@ -77,11 +77,13 @@ fn a_cloned_host_cannot_touch_the_originals_archives() {
         "SITEBACKUP_MACHINE_ID_FILE".to_string(),
         original.path().join("machine-id").display().to_string(),
     )]);
-    let out = original.cmd().args(["backup", "blog"]).output().unwrap();
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    for _ in 0..2 {
+        let out = original.cmd().args(["backup", "blog"]).output().unwrap();
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    }
     let prefix = format!("{}/", original.host_id);
     let before = rig.keys(&bucket, &prefix);
-    assert_eq!(archives(&rig, &bucket, &prefix).len(), 1);
+    assert_eq!(archives(&rig, &bucket, &prefix).len(), 2);
 
     // The clone: a copy of the state directory, the same host_id, another
     // machine id.
@@ -132,6 +134,12 @@ fn a_cloned_host_cannot_touch_the_originals_archives() {
         "{}",
         stdout(&out)
     );
+
+    // The cloned catalog lists the original's two archives; keep_last = 1
+    // plans to remove the older, but its metadata names the original.
+    let out = clone.cmd().args(["--json", "prune"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("written by another installation"), "{}", stdout(&out));
     assert_eq!(rig.keys(&bucket, &prefix), before, "nothing changed in the bucket");
 }
 

@@ -22,11 +22,12 @@ pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Resul
     };
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let source = ConfigSource::new(config, Some(catalog.clone()));
+    let install = crate::install::load_or_create(&config.state_dir)?;
     let now = chrono::Utc::now();
     let mut failed = false;
     let mut docs = Vec::new();
     for site in &sites {
-        let (plan, results) = prune_site(&source, &catalog, site, now, args.dry_run)
+        let (plan, results) = prune_site(&source, &install, &catalog, site, now, args.dry_run)
             .await
             .map_err(anyhow::Error::msg)?;
         failed |= results.iter().any(|r| !r.deleted);

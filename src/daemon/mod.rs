@@ -324,7 +324,13 @@ async fn runner(
                 };
                 *lock(&shared.last) = Some(summary);
                 if report.outcome != RunOutcome::Failed && site_cfg.retention.is_some() && !stop.is_cancelled() {
-                    pruning(&shared, &mut tick, stall, prune(&config, &catalog, &site_cfg)).await;
+                    pruning(
+                        &shared,
+                        &mut tick,
+                        stall,
+                        prune(&config, &catalog, &shared.install, &site_cfg),
+                    )
+                    .await;
                 }
             }
             Job::PruneAll => {
@@ -332,7 +338,13 @@ async fn runner(
                     if stop.is_cancelled() {
                         break;
                     }
-                    pruning(&shared, &mut tick, stall, prune(&config, &catalog, site)).await;
+                    pruning(
+                        &shared,
+                        &mut tick,
+                        stall,
+                        prune(&config, &catalog, &shared.install, site),
+                    )
+                    .await;
                 }
             }
         }
@@ -352,9 +364,9 @@ async fn pruning(
     watched(&shared.heartbeat, tick, &progress, stall, work).await;
 }
 
-async fn prune(config: &Config, catalog: &Arc<Catalog>, site: &config::SiteConfig) {
+async fn prune(config: &Config, catalog: &Arc<Catalog>, install: &Installation, site: &config::SiteConfig) {
     let source = ConfigSource::new(config, Some(catalog.clone()));
-    match crate::retention::prune_site(&source, catalog, site, Utc::now(), false).await {
+    match crate::retention::prune_site(&source, install, catalog, site, Utc::now(), false).await {
         Ok((plan, results)) => {
             let deleted = results.iter().filter(|r| r.deleted).count();
             if !plan.remove.is_empty() {

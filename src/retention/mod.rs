@@ -24,6 +24,7 @@ mod restic;
 
 use crate::catalog::{ArchiveRow, ArchiveStatus, Condition};
 pub use crate::config::{KeepWithin, RetentionPolicy, parse_keep_within};
+use crate::install::{Installation, Ownership};
 use crate::layout::ServerRef;
 use crate::storage::{ServerSource, Target};
 use chrono::{DateTime, Utc};
@@ -161,6 +162,7 @@ pub fn plan_retention(archives: &[ArchiveRow], policy: &RetentionPolicy, now: Da
 /// Plan (and unless `dry_run`, apply) retention for one site.
 pub async fn prune_site(
     source: &dyn ServerSource,
+    install: &Installation,
     catalog: &std::sync::Arc<crate::catalog::Catalog>,
     site: &crate::config::SiteConfig,
     now: DateTime<Utc>,
@@ -180,7 +182,7 @@ pub async fn prune_site(
     let results = if dry_run {
         Vec::new()
     } else {
-        apply_retention(source, catalog, &plan).await
+        apply_retention(source, install, catalog, &plan).await
     };
     Ok((plan, results))
 }
@@ -200,10 +202,16 @@ pub struct PruneResult {
 /// longer configured is left alone, with an error.
 pub async fn apply_retention(
     source: &dyn ServerSource,
+    install: &Installation,
     catalog: &std::sync::Arc<crate::catalog::Catalog>,
     plan: &RetentionPlan,
 ) -> Vec<PruneResult> {
     let mut out = Vec::new();
+    let cat = catalog.clone();
+    let adopted = match tokio::task::spawn_blocking(move || cat.adopted_installs()).await {
+        Ok(Ok(a)) => a,
+        _ => Vec::new(),
+    };
     for a in &plan.remove {
         let location = ServerRef::new(a.endpoint.clone(), a.bucket.clone());
         let result = match source.server_at(&location).await {
@@ -212,7 +220,7 @@ pub async fn apply_retention(
                 "server {} ({location}) is no longer configured; archive left in place",
                 a.server_id
             )),
-            Ok(Some(server)) => delete_archive(&server, &a.key).await,
+            Ok(Some(server)) => delete_archive(&server, &a.key, install, &adopted).await,
         };
         let result = match result {
             Ok(()) => {
@@ -244,9 +252,23 @@ pub async fn apply_retention(
     out
 }
 
-async fn delete_archive(server: &Target, key: &str) -> Result<(), String> {
+/// Delete an archive and its sidecar, unless its metadata names another
+/// installation (see [`crate::install`]): a catalog row never licenses
+/// deleting what another host wrote.
+async fn delete_archive(server: &Target, key: &str, install: &Installation, adopted: &[String]) -> Result<(), String> {
     use crate::storage::{self, StorageError};
     let store = server.store().map_err(|e| e.to_string())?;
+    let head = crate::storage::with_retries(3, || store.head(key))
+        .await
+        .map_err(|e| e.to_string())?;
+    let writer = head.as_ref().and_then(|h| h.metadata.get(crate::install::METADATA_KEY));
+    if let Some(writer) = writer
+        && !crate::install::may_touch(Some(writer), &Ownership::Ours, install, adopted)
+    {
+        return Err(format!(
+            "{key} was written by another installation (install id {writer}); left in place"
+        ));
+    }
     for k in [key.to_string(), storage::sidecar_key(key)] {
         match crate::storage::with_retries(3, || store.delete(&k)).await {
             Ok(()) | Err(StorageError::NotFound { .. }) => {}
