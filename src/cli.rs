@@ -13,7 +13,7 @@ pub struct Cli {
     /// TOML configuration file [default: $SITEBACKUP_CONFIG, else /etc/sitebackup/config.toml]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// dotenv file loaded into the environment first [default: ./.env if present]
+    /// dotenv file with SITEBACKUP_* and S3_SERVER_* variables [default: /etc/sitebackup/sitebackup.env if present]; never ./.env
     #[arg(long, global = true, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
     /// One JSON document on stdout instead of text

@@ -1,20 +1,27 @@
 //! Per-site hook commands: `before` a backup, `after` a successful one and
 //! `on_error` after a failed one (`[sites.hooks]`, see [`HooksConfig`]).
 //!
-//! Each command runs as `/bin/sh -c COMMAND` in the site directory, in its
-//! own process group, with stdin closed and its stdout/stderr logged line by
-//! line. It gets `SITEBACKUP_SITE`, `SITEBACKUP_SITE_PATH`, `SITEBACKUP_HOOK`
-//! (`before`, `after`, `on_error`), `SITEBACKUP_OUTCOME` (`running`,
-//! `success`, `warning`, `failed`), `SITEBACKUP_ARCHIVE_KEY` (empty until an
-//! archive is stored) and, for `on_error`, `SITEBACKUP_ERROR`. The storage
-//! credentials (`S3_SERVER_*`) are removed from its environment.
+//! Each command is a script handed to `/bin/sh` **on its standard input**
+//! (never as an argument: `/proc/PID/cmdline` is readable by every local
+//! user, and a command may hold a token), wrapped as `{ SCRIPT\n} </dev/null`
+//! so the shell reads it whole before running it and the script's own
+//! commands read nothing from it. It runs in the site directory, in its
+//! own process group, with its stdout/stderr logged line by line.
+//!
+//! Its environment is allow-listed: `PATH`, `HOME` and `LANG` from
+//! sitebackup's ([`crate::process::inherited_env`]), and the hook variables
+//! `SITEBACKUP_SITE`, `SITEBACKUP_SITE_PATH`, `SITEBACKUP_HOOK` (`before`,
+//! `after`, `on_error`), `SITEBACKUP_OUTCOME` (`running`, `success`,
+//! `warning`, `failed`), `SITEBACKUP_ARCHIVE_KEY` (empty until an archive is
+//! stored) and, for `on_error`, `SITEBACKUP_ERROR`. Nothing else — no
+//! storage credential, no database password — is inherited.
 //!
 //! A command that outlives `timeout_secs` (or a cancelled job) gets SIGTERM
 //! on its whole process group, then SIGKILL after a grace period. Errors
 //! name a hook by stage, position and program name, never by its full
 //! command line, which may hold a token.
 
-use crate::config::HooksConfig;
+use crate::config::{HooksConfig, Secret};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,7 +49,7 @@ impl HookStage {
         }
     }
 
-    fn commands(self, config: &HooksConfig) -> &[String] {
+    fn commands(self, config: &HooksConfig) -> &[Secret] {
         match self {
             HookStage::Before => &config.before,
             HookStage::After => &config.after,
@@ -106,7 +113,7 @@ pub async fn run_stage(
 ) -> Result<(), HookError> {
     let timeout = Duration::from_secs(config.timeout_secs);
     for (i, command) in stage.commands(config).iter().enumerate() {
-        run_one(command, stage, i + 1, timeout, ctx, cancel).await?;
+        run_one(command.expose(), stage, i + 1, timeout, ctx, cancel).await?;
     }
     Ok(())
 }
@@ -133,31 +140,21 @@ async fn run_one(
     let program = program_of(command);
     let (stage_name, site) = (stage.as_str(), ctx.site);
     let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(ctx.site_path)
-        .stdin(Stdio::null())
+    cmd.current_dir(ctx.site_path)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("S3_SERVER_") {
-            cmd.env_remove(key);
-        }
-    }
+        .kill_on_drop(true)
+        .env_clear()
+        .envs(crate::process::inherited_env());
     cmd.env("SITEBACKUP_SITE", ctx.site)
         .env("SITEBACKUP_SITE_PATH", ctx.site_path)
         .env("SITEBACKUP_HOOK", stage_name)
         .env("SITEBACKUP_OUTCOME", ctx.outcome)
         .env("SITEBACKUP_ARCHIVE_KEY", ctx.archive_key.unwrap_or(""));
-    match (stage, ctx.error) {
-        (HookStage::OnError, Some(e)) => {
-            cmd.env("SITEBACKUP_ERROR", e);
-        }
-        _ => {
-            cmd.env_remove("SITEBACKUP_ERROR");
-        }
+    if let (HookStage::OnError, Some(e)) = (stage, ctx.error) {
+        cmd.env("SITEBACKUP_ERROR", e);
     }
 
     info!(site, hook = stage_name, number, program = %program, "Running hook.");
@@ -169,6 +166,14 @@ async fn run_one(
     })?;
     let pgid = crate::process::group_of(&child);
     let mut output = tokio::task::JoinSet::new();
+    if let Some(mut stdin) = child.stdin.take() {
+        let script = script_of(command);
+        // A shell that exits early closes the pipe: nothing to report.
+        output.spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(script.as_bytes()).await;
+        });
+    }
     if let Some(out) = child.stdout.take() {
         output.spawn(log_lines(out, site.to_string(), stage_name, number, "stdout"));
     }
@@ -233,6 +238,13 @@ async fn run_one(
     result
 }
 
+/// The text `/bin/sh` reads on its stdin: the command as a brace group
+/// with stdin from `/dev/null`. The shell parses the whole group before
+/// running any of it, so nothing in it can read the rest of the script.
+fn script_of(command: &str) -> String {
+    format!("{{\n{command}\n}} </dev/null\n")
+}
+
 async fn log_lines(
     stream: impl AsyncRead + Unpin,
     site: String,
@@ -264,7 +276,7 @@ mod tests {
 
     fn hooks(before: &[&str], timeout_secs: u64) -> HooksConfig {
         HooksConfig {
-            before: before.iter().map(|s| s.to_string()).collect(),
+            before: before.iter().map(|s| Secret::new(*s)).collect(),
             timeout_secs,
             ..HooksConfig::default()
         }
@@ -285,8 +297,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = HooksConfig {
             on_error: vec![
-                "echo \"$SITEBACKUP_SITE|$SITEBACKUP_HOOK|$SITEBACKUP_OUTCOME|$SITEBACKUP_ARCHIVE_KEY|$SITEBACKUP_ERROR|$PWD\" > env.txt".into(),
-                "echo second >> env.txt".into(),
+                Secret::new(
+                    "echo \"$SITEBACKUP_SITE|$SITEBACKUP_HOOK|$SITEBACKUP_OUTCOME|$SITEBACKUP_ARCHIVE_KEY|$SITEBACKUP_ERROR|$PWD\" > env.txt",
+                ),
+                Secret::new("echo second >> env.txt"),
             ],
             ..HooksConfig::default()
         };
@@ -367,6 +381,48 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, HookError::Cancelled { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn a_hook_script_is_not_on_any_command_line_and_reads_nothing_of_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        // The token is only in the script. `ps` and the shell's own
+        // cmdline must not show it; `cat` reading stdin must not eat the
+        // rest of the script.
+        let script = "TOKEN=tok-7f3a9c1e\nps -eo args > ps.txt\ncat /proc/$$/cmdline > self.txt\ncat > stdin.txt\necho \"$TOKEN\" > done.txt";
+        let cfg = hooks(&[script], 30);
+        run_stage(&cfg, HookStage::Before, &ctx(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap();
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert!(read("ps.txt").contains("ps -eo args"), "{}", read("ps.txt"));
+        assert!(!read("ps.txt").contains("tok-7f3a9c1e"), "{}", read("ps.txt"));
+        assert!(!read("self.txt").contains("tok-7f3a9c1e"), "{}", read("self.txt"));
+        assert_eq!(read("stdin.txt"), "");
+        assert_eq!(read("done.txt"), "tok-7f3a9c1e\n");
+    }
+
+    #[tokio::test]
+    async fn a_hook_inherits_only_the_allow_listed_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = hooks(&["env > env.txt"], 30);
+        run_stage(&cfg, HookStage::Before, &ctx(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+        // What the shell adds itself, besides the allow-list.
+        let shell = ["PWD", "OLDPWD", "SHLVL", "_"];
+        for line in text.lines() {
+            let name = line.split('=').next().unwrap();
+            assert!(
+                crate::process::INHERITED_ENV.contains(&name)
+                    || shell.contains(&name)
+                    || name.starts_with("SITEBACKUP_"),
+                "{name} reached the hook:\n{text}"
+            );
+        }
+        assert!(text.contains("SITEBACKUP_HOOK=before\n"), "{text}");
+        assert!(text.contains("PATH="), "{text}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl Installation {
 
 /// The machine id, trimmed; `None` when unreadable or empty.
 pub fn machine_id() -> Option<String> {
-    let path = std::env::var_os(MACHINE_ID_ENV)
+    let path = crate::config::env_var(MACHINE_ID_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(MACHINE_ID_PATH));
     let text = std::fs::read_to_string(path).ok()?;

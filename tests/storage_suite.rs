@@ -113,6 +113,7 @@ async fn s3_store_passes_the_suite() {
             bucket: rig.buckets[0].clone(),
             access_key: Secret::new(rig.access_key.clone()),
             secret_key: Secret::new(rig.secret_key.clone()),
+            session_token: None,
             path_style: true,
         }),
     };

@@ -55,7 +55,7 @@ impl DatabaseConfig {
                 ));
                 None
             }
-            (Some(p), None) => Some(Secret::new(p)),
+            (Some(p), None) => Some(p),
             (None, Some(file)) => match read_secret_file(file) {
                 Ok(s) => Some(s),
                 Err(msg) => {

@@ -1,8 +1,8 @@
 //! The `S3_SERVER_N_*` environment variables, as the original tool spelt
 //! them, and how they merge over `[[servers]]` entries.
 
-use super::RawServer;
 use super::problem::{Problem, problem};
+use super::{RawServer, Secret};
 use std::collections::BTreeMap;
 
 /// The fields of `S3_SERVER_N_*` and their TOML names.
@@ -14,6 +14,8 @@ const SERVER_FIELDS: &[(&str, &str)] = &[
     ("ACCESS_KEY_FILE", "access_key_file"),
     ("SECRET_KEY", "secret_key"),
     ("SECRET_KEY_FILE", "secret_key_file"),
+    ("SESSION_TOKEN", "session_token"),
+    ("SESSION_TOKEN_FILE", "session_token_file"),
     ("STORAGE_LIMIT_GB", "storage_limit_gb"),
     ("PATH_STYLE", "path_style"),
     ("TYPE", "type"),
@@ -53,10 +55,12 @@ pub(super) fn env_servers(env: &BTreeMap<String, String>, problems: &mut Vec<Pro
             "ENDPOINT" => s.endpoint = Some(value.clone()),
             "REGION" => s.region = Some(value.clone()),
             "BUCKET" => s.bucket = Some(value.clone()),
-            "ACCESS_KEY" => s.access_key = Some(value.clone()),
+            "ACCESS_KEY" => s.access_key = Some(Secret::new(value.clone())),
             "ACCESS_KEY_FILE" => s.access_key_file = Some(value.into()),
-            "SECRET_KEY" => s.secret_key = Some(value.clone()),
+            "SECRET_KEY" => s.secret_key = Some(Secret::new(value.clone())),
             "SECRET_KEY_FILE" => s.secret_key_file = Some(value.into()),
+            "SESSION_TOKEN" => s.session_token = Some(Secret::new(value.clone())),
+            "SESSION_TOKEN_FILE" => s.session_token_file = Some(value.into()),
             "TYPE" => s.kind = Some(value.clone()),
             "PATH" => s.path = Some(value.into()),
             "STORAGE_LIMIT_GB" => match value.trim().parse::<f64>() {
@@ -109,8 +113,15 @@ pub(super) fn merge_server(toml: RawServer, env: RawServer) -> RawServer {
     } else {
         (toml.secret_key, toml.secret_key_file)
     };
+    let (session_token, session_token_file) = if env.session_token.is_some() || env.session_token_file.is_some() {
+        (env.session_token, env.session_token_file)
+    } else {
+        (toml.session_token, toml.session_token_file)
+    };
     RawServer {
         id: toml.id,
+        session_token,
+        session_token_file,
         kind: env.kind.or(toml.kind),
         endpoint: env.endpoint.or(toml.endpoint),
         region: env.region.or(toml.region),

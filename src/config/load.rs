@@ -1,6 +1,7 @@
 //! Gathering the sources: the dotenv file, the TOML file and the process
 //! environment. Validation is [`super::build`].
 
+use super::envfile::load_env_file;
 use super::master::{MasterServerConfig, build_master};
 use super::{Config, ConfigError, DEFAULT_CONFIG_PATH, RawConfig, build};
 use std::collections::BTreeMap;
@@ -13,8 +14,8 @@ pub struct LoadOptions {
     pub env_file: Option<PathBuf>,
 }
 
-/// Load the dotenv file into the process environment, read the TOML file
-/// and the environment, and validate.
+/// Load the env file (see [`super::envfile`]), read the TOML file and the
+/// environment, and validate.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     load_env_file(opts.env_file.as_deref())?;
     load_without_env_file(opts)
@@ -23,7 +24,7 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
 /// The `[master_server]` settings alone: what the `master` commands need.
 /// The servers and sites of a node are neither required nor validated.
 pub fn load_master(opts: &LoadOptions) -> Result<MasterServerConfig, ConfigError> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let env: BTreeMap<String, String> = super::envfile::environment();
     let (raw, _) = read_toml(opts.config_path.as_deref(), &env)?;
     build_master(raw.master_server, &env).map_err(ConfigError::Invalid)
 }
@@ -31,44 +32,20 @@ pub fn load_master(opts: &LoadOptions) -> Result<MasterServerConfig, ConfigError
 /// Only the state directory: what reading the catalog needs (`list`), so
 /// that a broken server or site entry does not hide the archives.
 pub fn load_state_dir(opts: &LoadOptions) -> Result<PathBuf, ConfigError> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let env: BTreeMap<String, String> = super::envfile::environment();
     let (raw, _) = read_toml(opts.config_path.as_deref(), &env)?;
     Ok(super::validate::state_dir_of(raw.state_dir, &env))
 }
 
-/// Re-read the TOML file against the environment as it is, without
-/// loading the dotenv file again: for SIGHUP, where the process has other
-/// threads (changing the environment then is not safe) and systemd's
-/// `EnvironmentFile=` is only read at start anyway.
+/// Re-read the TOML file against the environment (the process's, over the
+/// env file read at start), without reading the env file again: for
+/// SIGHUP, as systemd's `EnvironmentFile=` is only read at start too.
 pub fn load_without_env_file(opts: &LoadOptions) -> Result<Config, ConfigError> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let env: BTreeMap<String, String> = super::envfile::environment();
     let (raw, source) = read_toml(opts.config_path.as_deref(), &env)?;
     let mut config = build(raw, &env)?;
     config.source = source;
     Ok(config)
-}
-
-/// `--env-file`, else `./.env` if present. Variables already set in the
-/// environment are not overridden. Done once, before any other thread
-/// exists.
-pub fn load_env_file(path: Option<&Path>) -> Result<(), ConfigError> {
-    let result = match path {
-        Some(p) => dotenvy::from_path(p).map_err(|e| (p.to_path_buf(), e)),
-        None => match dotenvy::from_path(".env") {
-            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other.map_err(|e| (PathBuf::from(".env"), e)),
-        },
-    };
-    result.map_err(|(path, e)| ConfigError::EnvFile {
-        path,
-        // dotenvy's parse errors quote the offending line, which may hold a
-        // secret: report only the position.
-        message: match e {
-            dotenvy::Error::LineParse(_, idx) => format!("syntax error at byte {idx}"),
-            dotenvy::Error::Io(io) => io.to_string(),
-            _ => "cannot parse".into(),
-        },
-    })
 }
 
 pub(super) fn read_toml(

@@ -10,6 +10,7 @@
 mod database;
 mod endpoint;
 mod env;
+mod envfile;
 mod load;
 mod master;
 mod model;
@@ -23,7 +24,8 @@ mod validate;
 
 pub use database::{DatabaseConfig, check_db_name};
 pub use endpoint::Endpoint;
-pub use load::{LoadOptions, load, load_env_file, load_master, load_state_dir, load_without_env_file};
+pub use envfile::{EnvFile, PACKAGED_ENV_FILE, env_var, environment, load_env_file, read_env_file};
+pub use load::{LoadOptions, load, load_master, load_state_dir, load_without_env_file};
 pub use master::{MasterServerConfig, RawMasterServer};
 pub use model::*;
 pub use policy::{KeepWithin, RetentionPolicy, parse_keep_within};

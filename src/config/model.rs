@@ -145,6 +145,9 @@ pub struct S3Server {
     pub bucket: String,
     pub access_key: Secret,
     pub secret_key: Secret,
+    /// Temporary credentials: sent as `x-amz-security-token` on every
+    /// request.
+    pub session_token: Option<Secret>,
     pub path_style: bool,
 }
 
@@ -180,16 +183,17 @@ pub struct SiteConfig {
     pub hooks: HooksConfig,
 }
 
-/// `[sites.hooks]`, validated. Run by [`crate::hooks`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `[sites.hooks]`, validated. Run by [`crate::hooks`]. The commands are
+/// [`Secret`]s: they may hold tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HooksConfig {
     /// Run in order before the backup; a failure aborts it unless
     /// `before_optional`.
-    pub before: Vec<String>,
+    pub before: Vec<Secret>,
     /// Run after an archive was stored.
-    pub after: Vec<String>,
+    pub after: Vec<Secret>,
     /// Run after a failed backup.
-    pub on_error: Vec<String>,
+    pub on_error: Vec<Secret>,
     /// Time limit of each command.
     pub timeout_secs: u64,
     /// Go ahead with the backup (with a warning) when a `before` hook fails.

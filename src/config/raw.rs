@@ -1,5 +1,6 @@
 //! Serde mirror of the TOML file. Nothing here is validated; see `super::load`.
 
+use super::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -59,10 +60,13 @@ pub struct RawServer {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub bucket: Option<String>,
-    pub access_key: Option<String>,
+    pub access_key: Option<Secret>,
     pub access_key_file: Option<PathBuf>,
-    pub secret_key: Option<String>,
+    pub secret_key: Option<Secret>,
     pub secret_key_file: Option<PathBuf>,
+    /// Temporary credentials (STS): sent as `x-amz-security-token`.
+    pub session_token: Option<Secret>,
+    pub session_token_file: Option<PathBuf>,
     pub storage_limit_gb: Option<f64>,
     pub path_style: Option<bool>,
     /// Directory of a `type = "local"` server.
@@ -88,7 +92,7 @@ pub struct RawDatabase {
     pub enabled: Option<bool>,
     pub name: Option<String>,
     pub user: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -97,16 +101,17 @@ pub struct RawDatabase {
     pub timeout_secs: Option<u64>,
 }
 
-/// `[sites.hooks]`: shell commands around a backup.
+/// `[sites.hooks]`: shell commands around a backup. A command may hold a
+/// token, so each is a [`Secret`].
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHooks {
     #[serde(default)]
-    pub before: Vec<String>,
+    pub before: Vec<Secret>,
     #[serde(default)]
-    pub after: Vec<String>,
+    pub after: Vec<Secret>,
     #[serde(default)]
-    pub on_error: Vec<String>,
+    pub on_error: Vec<Secret>,
     pub timeout_secs: Option<u64>,
     pub before_optional: Option<bool>,
 }

@@ -1,7 +1,9 @@
 //! A string that must never be printed: credentials and passwords.
 //!
 //! `Secret` has no `Display`, and its `Debug` prints a fixed placeholder, so a
-//! stray `{:?}` in a log line or an error cannot leak it.
+//! stray `{:?}` in a log line or an error cannot leak it. It deserializes
+//! from a plain string, so the TOML mirror (`Raw*`) holds secrets (keys,
+//! passwords, hook commands) as `Secret` from the start.
 
 use std::fmt;
 
@@ -29,6 +31,12 @@ impl Secret {
         } else {
             "<set>".to_string()
         }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
     }
 }
 

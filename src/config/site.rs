@@ -119,7 +119,7 @@ pub(super) fn build_hooks(raw: RawHooks, key: &dyn Fn(&str) -> String, problems:
         ("after", &raw.after),
         ("on_error", &raw.on_error),
     ] {
-        if let Some(i) = commands.iter().position(|c| c.trim().is_empty()) {
+        if let Some(i) = commands.iter().position(|c| c.expose().trim().is_empty()) {
             problems.push(problem(
                 key(&format!("hooks.{stage}")),
                 None,

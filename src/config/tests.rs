@@ -224,7 +224,7 @@ fn hooks_default_and_validate() {
         "#,
     );
     let cfg = build(raw, &with_host(env_of(&[(1, "one")]))).unwrap();
-    assert_eq!(cfg.sites[0].hooks.before, vec!["true".to_string()]);
+    assert_eq!(cfg.sites[0].hooks.before, vec![Secret::new("true")]);
     assert_eq!(cfg.sites[0].hooks.timeout_secs, DEFAULT_HOOK_TIMEOUT_SECS);
     assert!(!cfg.sites[0].hooks.before_optional);
 
@@ -365,5 +365,59 @@ fn suspect_below_percent_defaults_to_10_and_is_validated() {
             .unwrap_or_else(|| panic!("{err}"));
         assert_eq!(p.env.as_deref(), Some("SITEBACKUP_SUSPECT_BELOW_PERCENT"));
         assert!(p.message.contains(found), "{p}");
+    }
+}
+
+#[test]
+fn debug_of_a_whole_config_shows_no_secret() {
+    let text = r#"
+        [[servers]]
+        id = 1
+        endpoint = "s3.example.com"
+        region = "eu-west-3"
+        bucket = "backups"
+        access_key = "AKIATOMLACCESSKEY1"
+        secret_key = "toml-secret-key-do-not-print"
+        session_token = "toml-session-token-do-not-print"
+
+        [[sites]]
+        name = "blog"
+        path = "/tmp"
+        [sites.database]
+        name = "wp_blog"
+        user = "blog"
+        password = "db-password-do-not-print"
+        [sites.hooks]
+        before = ["curl -H 'Authorization: Bearer hook-token-do-not-print' https://ops.example/start"]
+        after = ["notify --token=after-token-do-not-print"]
+        on_error = ["notify --token=error-token-do-not-print"]
+        "#;
+    let mut e = with_host(s3_env(2, "two").into_iter().collect());
+    e.insert(
+        "S3_SERVER_2_SESSION_TOKEN".into(),
+        "env-session-token-do-not-print".into(),
+    );
+    let raw = toml(text);
+    let raw_debug = format!("{raw:?}");
+    let cfg = build(raw, &e).unwrap();
+    assert!(matches!(&cfg.servers[0].kind, ServerKind::S3(s) if s.session_token.is_some()));
+    assert!(matches!(&cfg.servers[1].kind, ServerKind::S3(s) if s.session_token.is_some()));
+    let debug = format!("{cfg:?} {:#?}", cfg);
+    for shown in [&debug, &raw_debug] {
+        for secret in [
+            "AKIATOMLACCESSKEY1",
+            "toml-secret-key",
+            "toml-session-token",
+            "env-session-token",
+            "SECRET-2-do-not-print",
+            "AKIA2EXAMPLEKEY",
+            "db-password",
+            "hook-token",
+            "after-token",
+            "error-token",
+            "curl",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }

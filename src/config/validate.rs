@@ -448,8 +448,21 @@ fn build_server(id: u32, raw: RawServer, problems: &mut Vec<Problem>) -> Option<
                 (&key("secret_key"), &server_env(id, "SECRET_KEY")),
                 problems,
             );
-            match (endpoint, region, bucket, access_key, secret_key) {
-                (Some(endpoint), Some(region), Some(bucket), Some(access_key), Some(secret_key)) => {
+            let session_token = read_optional_secret(
+                raw.session_token,
+                raw.session_token_file,
+                (&key("session_token"), &server_env(id, "SESSION_TOKEN")),
+                problems,
+            );
+            match (endpoint, region, bucket, access_key, secret_key, session_token) {
+                (
+                    Some(endpoint),
+                    Some(region),
+                    Some(bucket),
+                    Some(access_key),
+                    Some(secret_key),
+                    Some(session_token),
+                ) => {
                     let path_style = raw.path_style.unwrap_or(!endpoint.is_aws());
                     Some(ServerKind::S3(S3Server {
                         endpoint,
@@ -457,6 +470,7 @@ fn build_server(id: u32, raw: RawServer, problems: &mut Vec<Problem>) -> Option<
                         bucket,
                         access_key,
                         secret_key,
+                        session_token,
                         path_style,
                     }))
                 }
@@ -485,12 +499,32 @@ fn build_server(id: u32, raw: RawServer, problems: &mut Vec<Problem>) -> Option<
 /// A secret given inline or through a file. The file must not be readable
 /// by everyone; its trailing newline is dropped.
 fn read_secret(
-    inline: Option<String>,
+    inline: Option<Secret>,
     file: Option<PathBuf>,
     (key, env): (&str, &str),
     problems: &mut Vec<Problem>,
 ) -> Option<Secret> {
+    if inline.is_none() && file.is_none() {
+        problems.push(problem(
+            key,
+            Some(env.into()),
+            format!("missing (required); {env}_FILE may name a file holding it"),
+        ));
+        return None;
+    }
+    read_optional_secret(inline, file, (key, env), problems).flatten()
+}
+
+/// An optional secret given inline or through a file: `Some(None)` when
+/// neither is set, `None` after a problem.
+fn read_optional_secret(
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+    (key, env): (&str, &str),
+    problems: &mut Vec<Problem>,
+) -> Option<Option<Secret>> {
     match (inline, file) {
+        (None, None) => Some(None),
         (Some(_), Some(_)) => {
             problems.push(problem(
                 key,
@@ -499,17 +533,17 @@ fn read_secret(
             ));
             None
         }
-        (Some(v), None) if !v.is_empty() => Some(Secret::new(v)),
-        (Some(_), None) | (None, None) => {
+        (Some(v), None) if !v.expose().is_empty() => Some(Some(v)),
+        (Some(_), None) => {
             problems.push(problem(
                 key,
                 Some(env.into()),
-                format!("missing (required); {env}_FILE may name a file holding it"),
+                format!("is empty; set it, or {env}_FILE to a file holding it"),
             ));
             None
         }
         (None, Some(path)) => match read_secret_file(&path) {
-            Ok(s) => Some(s),
+            Ok(s) => Some(Some(s)),
             Err(msg) => {
                 problems.push(problem(format!("{key}_file"), Some(format!("{env}_FILE")), msg));
                 None

@@ -3,11 +3,13 @@
 //! The credentials go into a `[client]` option file, mode 0600, inside a
 //! private 0700 directory that is removed when the [`ClientDefaults`] is
 //! dropped. Its path is the tool's **first** argument
-//! (`--defaults-extra-file` is only honoured there). The child's `HOME` is
-//! that directory, so an operator's `~/.my.cnf` (read after the extra file,
-//! and so winning over it) cannot swap in other credentials, and
-//! `MYSQL_PWD` is removed from its environment. No password is ever an
-//! argument or an environment variable of a child.
+//! (`--defaults-extra-file` is only honoured there). The child's
+//! environment is allow-listed (`PATH`, `LANG`, see
+//! [`crate::process::inherited_env`]) and its `HOME` is that directory, so
+//! an operator's `~/.my.cnf` (read after the extra file, and so winning
+//! over it) cannot swap in other credentials, and nothing of sitebackup's
+//! environment — storage credentials, `MYSQL_PWD` — reaches it. No
+//! password is ever an argument or an environment variable of a child.
 
 use super::{DatabaseError, DbAddress, DbSettings, io_err};
 use std::ffi::OsString;
@@ -180,8 +182,8 @@ fn quote(value: &str) -> String {
 fn base(tool: &Path, defaults: &ClientDefaults) -> Command {
     let mut cmd = Command::new(tool);
     cmd.arg(defaults.arg());
+    cmd.env_clear().envs(crate::process::inherited_env());
     cmd.env("HOME", defaults.dir());
-    cmd.env_remove("MYSQL_PWD");
     cmd
 }
 
@@ -249,7 +251,13 @@ mod tests {
         }
         let envs: Vec<_> = cmd.get_envs().collect();
         assert!(envs.contains(&(std::ffi::OsStr::new("HOME"), Some(defaults.dir().as_os_str()))));
-        assert!(envs.contains(&(std::ffi::OsStr::new("MYSQL_PWD"), None)));
+        // Allow-listed: only PATH, HOME and LANG reach the tool.
+        for (k, _) in &envs {
+            assert!(
+                ["PATH", "HOME", "LANG"].contains(&k.to_str().unwrap()),
+                "{k:?} passed on"
+            );
+        }
     }
 
     #[test]

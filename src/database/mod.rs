@@ -336,7 +336,7 @@ define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
         let raw = RawDatabase {
             name: Some("n".into()),
             user: Some("u".into()),
-            password: Some("p".into()),
+            password: Some(crate::config::Secret::new("p")),
             socket: Some("/tmp/s.sock".into()),
             ..Default::default()
         };
