@@ -113,7 +113,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), InstallError> {
         source,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+        crate::private::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
     }
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()

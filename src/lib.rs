@@ -50,6 +50,7 @@ pub mod install;
 pub mod layout;
 pub mod lock;
 pub mod pipeline;
+pub mod private;
 pub mod process;
 pub mod reconcile;
 pub mod restore;

@@ -1,14 +1,23 @@
 //! Per-site lock files in `{state_dir}/locks/`, shared by the CLI and the
-//! daemon so two backups of one site never run at once. The lock is an
-//! advisory `flock`, released by the kernel if the process dies.
+//! daemon so two backups of one site never run at once, and the daemon's
+//! instance lock `{state_dir}/daemon.lock` (holding its PID), so two
+//! daemons never share a state directory. Each is an advisory `flock`,
+//! released by the kernel if the process dies. Lock files are `0600` in
+//! `0700` directories ([`crate::private`]).
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("a backup of site {site:?} is already running (lock {path} is held)")]
     Busy { site: String, path: PathBuf },
+    #[error(
+        "another sitebackup daemon ({}) already runs on this state directory: it holds {path}; stop it first (systemctl stop sitebackup)",
+        match .pid { Some(pid) => format!("PID {pid}"), None => "PID unknown".to_string() }
+    )]
+    DaemonRunning { pid: Option<u32>, path: PathBuf },
     #[error("cannot open lock file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -32,13 +41,8 @@ impl SiteLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        crate::private::create_dir_all(&dir).map_err(io)?;
+        let file = crate::private::open_or_create(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy {
@@ -70,6 +74,56 @@ impl SiteLock {
     }
 }
 
+/// Held for the life of a daemon.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DaemonLock {
+    /// Take `{state_dir}/daemon.lock` and write our PID into it, or name
+    /// the PID of the daemon holding it.
+    pub fn try_acquire(state_dir: &Path) -> Result<Self, LockError> {
+        use std::io::{Read, Seek, Write};
+        let path = state_dir.join("daemon.lock");
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        crate::private::create_dir_all(state_dir).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(crate::private::FILE_MODE)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.take(64).read_to_string(&mut text);
+                return Err(LockError::DaemonRunning {
+                    pid: text.trim().parse().ok(),
+                    path,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .map_err(io)?;
+        Ok(Self { _file: file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +140,24 @@ mod tests {
         drop(first);
         assert!(!SiteLock::is_held(dir.path(), "blog").unwrap());
         SiteLock::try_acquire(dir.path(), "blog").unwrap();
+    }
+
+    #[test]
+    fn a_second_daemon_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DaemonLock::try_acquire(dir.path()).unwrap();
+        let text = std::fs::read_to_string(first.path()).unwrap();
+        assert_eq!(text.trim(), std::process::id().to_string());
+        let err = DaemonLock::try_acquire(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, LockError::DaemonRunning { pid: Some(p), .. } if p == std::process::id()),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&format!("PID {}", std::process::id())),
+            "{err}"
+        );
+        drop(first);
+        DaemonLock::try_acquire(dir.path()).unwrap();
     }
 }

@@ -505,3 +505,34 @@ fn a_job_stuck_on_the_network_stops_the_watchdog_pings() {
         log(&ws)
     );
 }
+
+#[test]
+fn a_second_daemon_on_the_same_state_dir_exits_2_naming_the_first() {
+    let ws = Workspace::new("instance-lock");
+    let site = ws.make_site("site", 1_000);
+    let store = ws.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    ws.write_config(&format!(
+        "[daemon]\ncatch_up = false\n\n[[servers]]\nid = 1\ntype = \"local\"\npath = \"{}\"\n\n{}",
+        store.display(),
+        site_block("blog", &site, "0 0 3 * * *", "")
+    ));
+    let notify = NotifySocket::new(ws.path());
+    let mut first = spawn_daemon(&ws, &notify, &[]);
+    notify.wait_for("READY=1", 0, Duration::from_secs(60));
+
+    let out = ws
+        .cmd()
+        .env("SITEBACKUP_LOG", "stderr")
+        .arg("daemon")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("PID {}", first.id())), "{err}");
+    assert!(err.contains("daemon.lock"), "{err}");
+
+    signal(&first, "TERM");
+    assert!(wait_exit(&mut first, Duration::from_secs(60)).success(), "{}", log(&ws));
+}

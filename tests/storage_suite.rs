@@ -133,6 +133,7 @@ async fn s3_store_passes_the_suite() {
 #[tokio::test]
 async fn local_store_passes_the_suite() {
     let ws = Workspace::new("suite-local");
+    std::fs::create_dir(ws.path().join("bucket")).unwrap();
     let server = ServerConfig {
         id: 1,
         storage_limit_bytes: 1_000_000_000,

@@ -209,12 +209,22 @@ pub struct ListFilter {
 
 impl Catalog {
     /// Open (creating the state directory and file if needed) and migrate.
+    /// The directory is created `0700` and the database `0600` (SQLite
+    /// gives its `-wal` and `-shm` files the database's mode); a catalog an
+    /// older version left readable by others is made private.
     pub fn open(state_dir: &Path) -> CatalogResult<Self> {
-        std::fs::create_dir_all(state_dir).map_err(|source| CatalogError::StateDir {
+        let state_err = |source| CatalogError::StateDir {
             path: state_dir.to_path_buf(),
             source,
-        })?;
+        };
+        crate::private::create_dir_all(state_dir).map_err(state_err)?;
         let path = state_dir.join("catalog.db");
+        crate::private::open_or_create(&path).map_err(state_err)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            crate::private::restrict(Path::new(&name)).map_err(state_err)?;
+        }
         let err = |source| CatalogError::Sqlite {
             path: path.clone(),
             source,

@@ -75,6 +75,9 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
             match &r.error {
                 None if r.local => println!("    Status: OK (directory writable)"),
                 None => println!("    Status: OK (reachable, credentials valid, bucket exists)"),
+                Some(_) if r.status == "directory_missing" => {
+                    println!("    Status: FAILED (directory missing — is it mounted?)")
+                }
                 Some(e) => println!("    Status: FAILED ({}): {e}", r.status),
             }
         }

@@ -122,6 +122,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
     // Signal handlers first, before anything is spawned.
     let mut signals = SignalStream::install(&[Signal::Hangup, Signal::Terminate, Signal::Interrupt])?;
+    // One daemon per state directory: a second one would run every job twice.
+    let _instance = match crate::lock::DaemonLock::try_acquire(&config.state_dir) {
+        Ok(lock) => lock,
+        Err(e @ crate::lock::LockError::DaemonRunning { .. }) => {
+            error!("{e}");
+            return Ok(crate::EXIT_CONFIG);
+        }
+        Err(e) => return Err(e.into()),
+    };
 
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let install = Arc::new(crate::install::load_or_create(&config.state_dir)?);

@@ -178,7 +178,8 @@ fn prepare_target(target: &Path) -> Result<Prepared, RestoreError> {
             false
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(target).map_err(|e| target_err(target, format!("cannot create it: {e}")))?;
+            // 0700: the tree holds the site's secrets and the database dump.
+            crate::private::create_dir_all(target).map_err(|e| target_err(target, format!("cannot create it: {e}")))?;
             true
         }
         Err(e) => return Err(target_err(target, e.to_string())),

@@ -38,6 +38,7 @@ async fn setup(dir: &Path, sidecar_sha: Option<&str>) -> (Located, String) {
     let (_, bytes) = write_archive(&spec, Vec::new(), &Arc::new(AtomicU64::new(0))).unwrap();
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     let root = dir.join("store");
+    std::fs::create_dir_all(&root).unwrap();
     let store = Arc::new(LocalStore::new(1, root.clone()));
     store.put_small(KEY, Bytes::from(bytes.clone())).await.unwrap();
     let sidecar = format!("{}  x.tar.zst\n", sidecar_sha.unwrap_or(&sha));

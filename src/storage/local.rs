@@ -1,6 +1,12 @@
 //! A directory that behaves like a bucket: the same key layout, multipart
 //! uploads staged under `.sitebackup-uploads/` and published with one atomic
 //! rename on completion, metadata kept under `.sitebackup-meta/`.
+//!
+//! The directory itself must exist: it is never created, so an unmounted
+//! disk or NAS shows as [`StorageError::DirectoryMissing`] (and the backup
+//! fails over) instead of silently filling the root file system. Only
+//! subdirectories are created, `0700`, and every file `0600`
+//! ([`crate::private`]): archives hold database dumps.
 
 use super::{
     CompletedPart, ErrorClass, ObjectInfo, ObjectRead, ObjectStore, PendingUpload, StorageError, StorageResult,
@@ -83,20 +89,39 @@ impl LocalStore {
         self.root.join(META).join(format!("{key}.json"))
     }
 
+    /// Run `f` on a blocking thread, once the root is known to exist (see
+    /// the module docs): a missing root is never created, and never reads
+    /// as an empty bucket.
     async fn blocking<T: Send + 'static>(
         &self,
         operation: &'static str,
         f: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> StorageResult<T> {
-        match tokio::task::spawn_blocking(f).await {
-            Ok(r) => r.map_err(|e| self.io_err(operation, e)),
+        let root = self.root.clone();
+        let run = move || {
+            if !root.is_dir() {
+                return Ok(None);
+            }
+            f().map(Some)
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(Ok(Some(v))) => Ok(v),
+            Ok(Ok(None)) => Err(self.missing()),
+            Ok(Err(e)) => Err(self.io_err(operation, e)),
             Err(e) => Err(self.io_err(operation, io::Error::other(e))),
+        }
+    }
+
+    fn missing(&self) -> StorageError {
+        StorageError::DirectoryMissing {
+            server: self.name.clone(),
+            path: self.root.clone(),
         }
     }
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut f = std::fs::File::create(path)?;
+    let mut f = crate::private::create(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -114,7 +139,6 @@ impl ObjectStore for LocalStore {
     async fn check(&self, _prefix: &str) -> StorageResult<()> {
         let root = self.root.clone();
         self.blocking("check", move || {
-            std::fs::create_dir_all(&root)?;
             let probe = root.join(format!(".sitebackup-probe-{}", std::process::id()));
             write_synced(&probe, b"ok")?;
             std::fs::remove_file(&probe)
@@ -135,7 +159,7 @@ impl ObjectStore for LocalStore {
         let dir = self.upload_dir(&id)?;
         let info = serde_json::json!({ "key": key, "metadata": metadata }).to_string();
         self.blocking("initiate upload", move || {
-            std::fs::create_dir_all(&dir)?;
+            crate::private::create_dir_all(&dir)?;
             write_synced(&dir.join("upload.json"), info.as_bytes())
         })
         .await?;
@@ -170,7 +194,7 @@ impl ObjectStore for LocalStore {
         self.blocking("complete upload", move || {
             let info = std::fs::read(dir.join("upload.json"))?;
             let assembled = dir.join("object");
-            let mut out = std::fs::File::create(&assembled)?;
+            let mut out = crate::private::create(&assembled)?;
             for p in &parts {
                 let mut part = std::fs::File::open(dir.join(format!("part-{:05}", p.part_number)))?;
                 io::copy(&mut part, &mut out)?;
@@ -178,9 +202,9 @@ impl ObjectStore for LocalStore {
             out.sync_all()?;
             drop(out);
             let parent = target.parent().unwrap_or(Path::new("/")).to_path_buf();
-            std::fs::create_dir_all(&parent)?;
+            crate::private::create_dir_all(&parent)?;
             if let Some(meta_parent) = meta_path.parent() {
-                std::fs::create_dir_all(meta_parent)?;
+                crate::private::create_dir_all(meta_parent)?;
             }
             write_synced(&meta_path, &info)?;
             std::fs::rename(&assembled, &target)?;
@@ -232,7 +256,7 @@ impl ObjectStore for LocalStore {
         let target = self.object_path(key)?;
         self.blocking("put", move || {
             let parent = target.parent().unwrap_or(Path::new("/")).to_path_buf();
-            std::fs::create_dir_all(&parent)?;
+            crate::private::create_dir_all(&parent)?;
             let tmp = parent.join(format!(".tmp-{}", std::process::id()));
             write_synced(&tmp, &data)?;
             std::fs::rename(&tmp, &target)
@@ -244,6 +268,9 @@ impl ObjectStore for LocalStore {
         use std::os::unix::fs::MetadataExt;
         use tokio::io::AsyncSeekExt;
         let path = self.object_path(key)?;
+        if !tokio::fs::metadata(&self.root).await.is_ok_and(|m| m.is_dir()) {
+            return Err(self.missing());
+        }
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StorageError::NotFound {
@@ -324,9 +351,6 @@ impl ObjectStore for LocalStore {
         let prefix = prefix.to_string();
         self.blocking("list", move || {
             let mut out = Vec::new();
-            if !root.is_dir() {
-                return Ok(out);
-            }
             for entry in walkdir::WalkDir::new(&root).sort_by_file_name() {
                 let entry = entry.map_err(io::Error::other)?;
                 if !entry.file_type().is_file() {

@@ -79,6 +79,9 @@ pub enum StorageError {
         key: String,
         detail: String,
     },
+    /// A `local` server's directory does not exist (an unmounted disk?).
+    #[error("{server}: directory missing — is it mounted? ({} does not exist; sitebackup never creates a local server's directory)", .path.display())]
+    DirectoryMissing { server: String, path: std::path::PathBuf },
     #[error("{server}: {operation} failed: {detail}")]
     Other {
         server: String,
@@ -91,9 +94,10 @@ pub enum StorageError {
 impl StorageError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            StorageError::Credentials { .. } | StorageError::BucketNotFound { .. } | StorageError::NoSpace { .. } => {
-                ErrorClass::NextServer
-            }
+            StorageError::Credentials { .. }
+            | StorageError::BucketNotFound { .. }
+            | StorageError::NoSpace { .. }
+            | StorageError::DirectoryMissing { .. } => ErrorClass::NextServer,
             StorageError::Connection { .. } => ErrorClass::Retry,
             StorageError::Idle { .. } => ErrorClass::NextServer,
             StorageError::NotFound { .. } | StorageError::Changed { .. } => ErrorClass::Fatal,
@@ -119,6 +123,7 @@ impl StorageError {
             StorageError::Http { .. } => "http",
             StorageError::Idle { .. } => "idle_timeout",
             StorageError::Changed { .. } => "changed",
+            StorageError::DirectoryMissing { .. } => "directory_missing",
             StorageError::Other { .. } => "error",
         }
     }

@@ -1,0 +1,265 @@
+//! Issue 13: what the web user (who writes the site) or an archive controls
+//! can run no code, leak no secret and exhaust nothing; files the tool
+//! creates are private. Each test runs the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn local_server(id: u32, path: &Path) -> String {
+    format!(
+        "[[servers]]\nid = {id}\ntype = \"local\"\npath = \"{}\"\n\n",
+        path.display()
+    )
+}
+
+fn site_block(name: &str, path: &Path, extra: &str) -> String {
+    format!("[[sites]]\nname = \"{name}\"\npath = \"{}\"\n{extra}\n", path.display())
+}
+
+/// The binary under `umask 022`, as from an operator's shell.
+fn umask_022(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 022; exec \"$0\" \"$@\"")
+        .arg(assert_cmd::cargo::cargo_bin("sitebackup"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("--config").arg(ws.path().join("config.toml")).args(args);
+    cmd.envs(&ws.env).current_dir(ws.path()).env("NO_COLOR", "1");
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_dot_env_in_the_current_directory_is_ignored_and_env_files_are_checked() {
+    let ws = Workspace::new("dotenv");
+    let site = ws.make_site("site", 1_000);
+    let store = ws.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    ws.write_config(&format!("{}{}", local_server(1, &store), site_block("blog", &site, "")));
+    // What a web user could drop into a site directory the tool runs from.
+    let evil = ws.path().join("evil");
+    let dotenv = ws.path().join(".env");
+    std::fs::write(
+        &dotenv,
+        format!(
+            "S3_SERVER_1_PATH={}\nLD_PRELOAD=/tmp/preload-value-xyz.so\n",
+            evil.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let out = ws.cmd().args(["--json", "config", "check"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["config"]["servers"][0]["path"].as_str(),
+        Some(store.to_str().unwrap()),
+        "./.env was read: {doc}"
+    );
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!evil.exists());
+
+    // Named explicitly, it is read: S3_SERVER_* taken, others ignored by
+    // name, never by value.
+    let out = ws
+        .cmd()
+        .args(["--json", "--env-file", ".env", "config", "check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["config"]["servers"][0]["path"].as_str(),
+        Some(evil.to_str().unwrap())
+    );
+    let err = stderr(&out);
+    assert!(err.contains("LD_PRELOAD"), "{err}");
+    assert!(!err.contains("preload-value-xyz"), "{err}");
+
+    // Writable by the group: refused, exit 2.
+    std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o620)).unwrap();
+    let out = ws
+        .cmd()
+        .args(["--env-file", ".env", "config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("writable by group or others"), "{}", stderr(&out));
+}
+
+/// A fake `mariadb-dump` on `PATH` that records its environment and the
+/// modes of what sitebackup has open while it runs (the spool file is its
+/// stdout; the catalog and its WAL are open), then prints a tiny dump.
+fn fake_dump_tool(ws: &Workspace) -> PathBuf {
+    let bin = ws.path().join("fakebin");
+    std::fs::create_dir(&bin).unwrap();
+    let out = ws.path().join("seen");
+    std::fs::create_dir(&out).unwrap();
+    let script = format!(
+        "#!/bin/sh\n\
+         env > '{out}/dump-env.txt'\n\
+         spool=$(readlink /proc/$$/fd/1)\n\
+         stat -c '%a %n' \"$spool\" \"$(dirname \"$spool\")\" '{state}'/catalog.db* > '{out}/modes.txt'\n\
+         echo '-- fake dump'\n\
+         echo 'CREATE TABLE t (id INT);'\n",
+        out = out.display(),
+        state = ws.state_dir().display()
+    );
+    let tool = bin.join("mariadb-dump");
+    std::fs::write(&tool, script).unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn path_with(bin: &Path) -> (String, String) {
+    (
+        "PATH".into(),
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+    )
+}
+
+#[test]
+fn hooks_and_dump_tools_inherit_no_secret() {
+    let mut ws = Workspace::new("child-env");
+    let site = ws.make_site("site", 1_000);
+    let store = ws.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let bin = fake_dump_tool(&ws);
+    let seen = ws.path().join("seen");
+    let db = "[sites.database]\nname = \"wp_fake\"\nuser = \"u\"\npassword = \"db-pass-do-not-inherit\"\nhost = \"127.0.0.1\"\nport = 1\n";
+    let hooks = format!(
+        "[sites.hooks]\nbefore = [\"env > '{}/hook-env.txt'\"]\n",
+        seen.display()
+    );
+    ws.write_config(&format!(
+        "{}{}{hooks}",
+        local_server(1, &store),
+        site_block("blog", &site, db)
+    ));
+    // A second server in the environment, as from sitebackup.env.
+    let mut s3 = dead_server(2);
+    s3.push(("S3_SERVER_2_SESSION_TOKEN".into(), "session-do-not-inherit".into()));
+    for (k, v) in &mut s3 {
+        if k.ends_with("SECRET_KEY") {
+            *v = "s3-secret-do-not-inherit".into();
+        }
+    }
+    ws.set_env(s3);
+    ws.set_env([path_with(&bin)]);
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["hook-env.txt", "dump-env.txt"] {
+        let text = std::fs::read_to_string(seen.join(file)).unwrap();
+        assert!(text.contains("PATH="), "{file}: {text}");
+        for secret in [
+            "S3_SERVER_",
+            "s3-secret-do-not-inherit",
+            "session-do-not-inherit",
+            "db-pass-do-not-inherit",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {file}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn files_the_tool_creates_are_private_under_umask_022_and_restores_keep_archived_modes() {
+    let mut ws = Workspace::new("private");
+    let site = ws.make_site("site", 10_000);
+    std::fs::set_permissions(site.join("index.php"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(site.join("wp-content"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(site.join("wp-config.php"), "<?php // 0640\n").unwrap();
+    std::fs::set_permissions(site.join("wp-config.php"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let store = ws.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = fake_dump_tool(&ws);
+    let db = "[sites.database]\nname = \"wp_fake\"\nuser = \"u\"\npassword = \"pw\"\nhost = \"127.0.0.1\"\nport = 1\n";
+    ws.write_config(&format!("{}{}", local_server(1, &store), site_block("blog", &site, db)));
+    ws.set_env([path_with(&bin)]);
+
+    let out = umask_022(&ws, &["backup", "blog"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // While the dump ran: the spool file and its directory, the catalog
+    // and its WAL files.
+    let modes = std::fs::read_to_string(ws.path().join("seen/modes.txt")).unwrap();
+    let lines: Vec<&str> = modes.lines().collect();
+    assert!(lines.len() >= 5, "spool, spool dir, catalog.db, -wal, -shm: {modes}");
+    for line in &lines {
+        let (m, name) = line.split_once(' ').unwrap();
+        let want = if name.ends_with("/spool") { "700" } else { "600" };
+        assert_eq!(m, want, "{name}: {modes}");
+    }
+    // After the run.
+    let state = ws.state_dir();
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("catalog.db")), 0o600);
+    assert_eq!(mode(&state.join("locks")), 0o700);
+    assert_eq!(mode(&state.join("locks/blog.lock")), 0o600);
+    assert_eq!(mode(&state.join("install-id.json")), 0o600);
+    // The local target's own directory keeps its mode; what is created
+    // inside it is private.
+    assert_eq!(mode(&store), 0o755);
+    let mut files = 0;
+    for e in walkdir::WalkDir::new(&store).min_depth(1) {
+        let e = e.unwrap();
+        let want = if e.file_type().is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(e.path()), want, "{}", e.path().display());
+        files += usize::from(e.file_type().is_file());
+    }
+    assert!(files >= 2, "archive and sidecar");
+
+    // Restore under the same umask: a target it creates is private, the
+    // site's files keep their archived modes.
+    let rows = list_json(&ws, &[]);
+    let id = rows[0]["id"].to_string();
+    let target = ws.path().join("restored");
+    let out = umask_022(&ws, &["restore", &id, "--to", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&target), 0o700);
+    for (rel, want) in [("index.php", 0o644), ("wp-content", 0o755), ("wp-config.php", 0o640)] {
+        assert_eq!(mode(&target.join("files").join(rel)), want, "{rel}");
+    }
+}
+
+#[test]
+fn a_missing_local_directory_is_reported_and_failed_over_never_created() {
+    let ws = Workspace::new("unmounted");
+    let site = ws.make_site("site", 1_000);
+    let unmounted = ws.path().join("nas");
+    let second = ws.path().join("second");
+    std::fs::create_dir(&second).unwrap();
+    ws.write_config(&format!(
+        "{}{}{}",
+        local_server(1, &unmounted),
+        local_server(2, &second),
+        site_block("blog", &site, "")
+    ));
+    let out = ws.cmd().arg("servers").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Status: FAILED (directory missing — is it mounted?)"),
+        "{text}"
+    );
+    assert!(text.contains("Status: OK"), "{text}");
+
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = list_json(&ws, &[]);
+    assert_eq!(rows[0]["server_id"], 2, "{rows:?}");
+    assert!(!unmounted.exists(), "the missing directory was created");
+}
