@@ -45,6 +45,9 @@ pub async fn run(cli: Cli) -> u8 {
 
 /// The commands that need the whole validated configuration.
 async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyhow::Result<u8> {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     match &cli.command {
         Command::Servers => servers::run(&config, cli.json).await,
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
