@@ -49,6 +49,7 @@ pub mod hooks;
 pub mod install;
 pub mod layout;
 pub mod lock;
+pub mod node;
 pub mod pipeline;
 pub mod process;
 pub mod protocol;

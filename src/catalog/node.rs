@@ -3,7 +3,7 @@
 //! node's sync state. Nothing here holds a credential: a lease is never
 //! written anywhere.
 
-use super::{Catalog, CatalogResult, now_rfc3339};
+use super::{Catalog, CatalogResult, RunOutcome, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -77,6 +77,20 @@ impl Catalog {
             let mut stmt = c.prepare("SELECT site, site_uuid FROM node_sites ORDER BY site")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
+        })
+    }
+
+    /// The outcome, end time and error of the site's last finished run.
+    pub fn last_run(&self, site: &str) -> CatalogResult<Option<(RunOutcome, String, Option<String>)>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT outcome, finished_at, error FROM backup_runs
+                 WHERE site = ?1 AND outcome != 'running' AND finished_at IS NOT NULL
+                 ORDER BY id DESC LIMIT 1",
+                params![site],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
         })
     }
 

@@ -111,6 +111,9 @@ pub struct ArchiveDone {
     pub sha256: String,
     /// Set when the archive was marked suspect (see [`judge_archive`]).
     pub suspect: Option<SuspectCause>,
+    /// The server it is on (a master's provider is told by it).
+    #[serde(skip)]
+    pub location: crate::layout::ServerRef,
 }
 
 /// The outcome of one site's backup.

@@ -115,6 +115,7 @@ impl BackupJob {
                         size_bytes: stored.size,
                         sha256: stored.sha256,
                         suspect: stored.suspicion.as_ref().map(|s| s.cause),
+                        location: server.location.clone(),
                     },
                     stats,
                 ))
