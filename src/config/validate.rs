@@ -146,7 +146,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
     let mut sites = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (idx, s) in raw.sites.into_iter().enumerate() {
-        if let Some(site) = build_site(idx, s, &mut problems) {
+        if let Some(site) = build_site(idx, s, &mut problems, &mut warnings) {
             if !seen.insert(site.name.clone()) {
                 problems.push(problem(
                     format!("sites[{}].name", site.name),

@@ -212,6 +212,12 @@ impl BackupJob {
         let run_id = blocking(move || cat.start_run(&name, trigger)).await?;
         report.run_id = Some(run_id);
 
+        if !site.path.is_dir() {
+            return Err(format!(
+                "site directory {} is missing or not a directory — is the volume mounted?",
+                site.path.display()
+            ));
+        }
         self.before_hooks(report).await?;
         // Held until the run ends; dropping it deletes the spool file.
         let dump = self.dump_database().await?;
