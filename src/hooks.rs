@@ -140,7 +140,14 @@ async fn run_one(
     let program = program_of(command);
     let (stage_name, site) = (stage.as_str(), ctx.site);
     let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.current_dir(ctx.site_path)
+    cmd
+        // In the site directory; in `/` when it is missing (an on_error
+        // hook of a site whose volume is not mounted must still run).
+        .current_dir(if ctx.site_path.is_dir() {
+            ctx.site_path
+        } else {
+            std::path::Path::new("/")
+        })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -5,7 +5,6 @@ use crate::catalog::RunOutcome;
 use crate::cli::BackupArgs;
 use crate::config::{Config, ConfigError, Problem};
 use crate::pipeline::{BackupJob, BackupReport, Progress};
-use crate::storage::{ConfigSource, ServerSource};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +13,7 @@ use std::time::Duration;
 pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Result<u8> {
     let sites = select_sites(config, args)?;
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    let source: Arc<dyn ServerSource> = Arc::new(ConfigSource::new(config, Some(catalog.clone())));
+    let master = crate::node::client(config).transpose()?;
     let install = Arc::new(crate::install::load_or_create(&config.state_dir)?);
     let config = Arc::new(config.clone());
     let cancel = crate::signals::cancel_on_interrupt("Interrupted: aborting the running upload.");
@@ -24,17 +23,20 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
     for site in sites {
         let progress = Arc::new(Progress::default());
         let bar = show_bar.then(|| progress_bar(&site.name, progress.clone()));
+        // Standalone: the configured servers; node mode: a fresh lease.
+        let servers = crate::node::BackupSource::for_site(&config, &catalog, &site).await;
         let job = BackupJob {
             config: config.clone(),
             site,
             catalog: catalog.clone(),
-            source: source.clone(),
+            source: servers.source.clone(),
             install: install.clone(),
             trigger: "manual",
             progress,
             cancel: cancel.clone(),
         };
         let report = job.run().await;
+        servers.report(&catalog, master.as_ref(), &report).await;
         if let Some((bar, ticker)) = bar {
             ticker.abort();
             bar.finish_and_clear();

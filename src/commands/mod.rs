@@ -4,6 +4,7 @@
 mod backup;
 mod config_check;
 mod list;
+mod node;
 mod prune;
 mod reconcile;
 mod restore;
@@ -45,6 +46,9 @@ pub async fn run(cli: Cli) -> u8 {
 
 /// The commands that need the whole validated configuration.
 async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyhow::Result<u8> {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     match &cli.command {
         Command::Servers => servers::run(&config, cli.json).await,
         Command::Backup(args) => backup::run(&config, args, cli.json).await,
@@ -53,6 +57,7 @@ async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyh
         Command::Verify(args) => verify::run(&config, args, cli.json).await,
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Daemon => crate::daemon::run(opts.clone(), config).await,
+        Command::Node(crate::cli::NodeCommand::Status) => node::status(&config, cli.json).await,
         Command::List(_) | Command::Config(_) => unreachable!("loaded and run by `run`"),
     }
 }

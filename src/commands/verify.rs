@@ -9,13 +9,12 @@ use crate::catalog::{Catalog, ListFilter, VerifyOutcome};
 use crate::cli::VerifyArgs;
 use crate::config::{Config, ConfigError, Problem};
 use crate::restore::{self, DownloadProgress, VerifyReport};
-use crate::storage::ConfigSource;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
 pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<u8> {
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    let source = ConfigSource::new(config, Some(catalog.clone()));
+    let source = crate::node::read_source(config, &catalog);
     let targets: Vec<String> = if args.all {
         let cat = catalog.clone();
         tokio::task::spawn_blocking(move || cat.list(&ListFilter::default()))
@@ -39,7 +38,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     let show_bar = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     for archive in &targets {
-        let report = match restore::locate(&source, &catalog, archive).await {
+        let report = match restore::locate(source.as_ref(), &catalog, archive).await {
             Err(e) => VerifyReport::failed(archive, e.to_string()),
             Ok(located) => {
                 let progress = Arc::new(DownloadProgress::default());

@@ -14,6 +14,7 @@ mod envfile;
 mod load;
 mod master;
 mod model;
+mod node;
 mod policy;
 mod problem;
 mod raw;
@@ -28,6 +29,7 @@ pub use envfile::{EnvFile, PACKAGED_ENV_FILE, env_var, environment, load_env_fil
 pub use load::{LoadOptions, load, load_master, load_state_dir, load_without_env_file};
 pub use master::{MasterServerConfig, RawMasterServer};
 pub use model::*;
+pub use node::{Mode, NodeConfig, RawMaster};
 pub use policy::{KeepWithin, RetentionPolicy, parse_keep_within};
 pub use problem::{ConfigError, Problem};
 pub use raw::{RawConfig, RawDatabase, RawHooks, RawRetention, RawServer};
