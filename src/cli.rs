@@ -96,12 +96,23 @@ pub struct RestoreArgs {
     /// Directory to restore into (manifest.json, files/, database/): new or empty
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub to: PathBuf,
-    /// Also import database/*.sql with the mariadb/mysql client
+    /// Also import the dump (database/NAME.sql) with the mariadb/mysql client; needs --db-name or --overwrite-live-db
     #[arg(long)]
     pub with_db: bool,
-    /// Import into this database (created if missing) instead of the site's
-    #[arg(long, requires = "with_db", value_name = "NAME")]
+    /// Import into this new database (created if missing; an existing one must be empty)
+    #[arg(
+        long,
+        requires = "with_db",
+        value_name = "NAME",
+        conflicts_with = "overwrite_live_db"
+    )]
     pub db_name: Option<String>,
+    /// Import into the live database of the archive's site as configured on this host, replacing its tables
+    #[arg(long, requires = "with_db")]
+    pub overwrite_live_db: bool,
+    /// The site the archive belongs to, when restoring by key with no catalog row (a fresh host)
+    #[arg(long, requires = "with_db", value_name = "SITE")]
+    pub site: Option<String>,
     /// On failure keep the partial, untrusted tree in DIR/UNTRUSTED-partial-restore instead of removing it
     #[arg(long)]
     pub keep_partial: bool,

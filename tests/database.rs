@@ -151,13 +151,20 @@ fn wp_config_site_is_dumped_once_archived_and_imports_back_identically() {
     let settings = sitebackup::database::resolve(&dir.join("files"), None)
         .unwrap()
         .unwrap();
-    let report = sitebackup::database::import_dump(&settings, &dir.join(&entry), Some(&copy)).unwrap();
+    use sitebackup::database::ImportInto;
+    let open = || std::fs::File::open(dir.join(&entry)).unwrap();
+    let report = sitebackup::database::import_dump(&settings, open(), &ImportInto::New(copy.clone())).unwrap();
     assert!(report.created, "{report:?}");
     assert_eq!(report.database, copy);
     assert_eq!(db.checksums(&copy, TABLES), db.checksums(&wp.name, TABLES));
     assert_eq!(db.sql(Some(&copy), "SELECT COUNT(*) FROM wp_postmeta").trim(), "300");
-    // Importing again into the existing database works too.
-    let again = sitebackup::database::import_dump(&settings, &dir.join(&entry), Some(&copy)).unwrap();
+    // A "new" database that holds tables is refused; as the live database
+    // (the settings' own), it is overwritten.
+    let err = sitebackup::database::import_dump(&settings, open(), &ImportInto::New(copy.clone())).unwrap_err();
+    assert!(err.to_string().contains("already exists and holds tables"), "{err}");
+    let mut live = settings.clone();
+    live.name = copy.clone();
+    let again = sitebackup::database::import_dump(&live, open(), &ImportInto::Live).unwrap();
     assert!(!again.created);
     assert_eq!(db.checksums(&copy, TABLES), db.checksums(&wp.name, TABLES));
 }

@@ -94,7 +94,7 @@ fn restore_by_id_gives_an_identical_tree() {
     // --with-db on an archive without a database dump says so and fails.
     let out =
         b.ws.cmd()
-            .args(["restore", &b.id.to_string(), "--with-db", "--to"])
+            .args(["restore", &b.id.to_string(), "--with-db", "--db-name", "nodump", "--to"])
             .arg(b.ws.path().join("db"))
             .output()
             .unwrap();

@@ -263,3 +263,108 @@ fn a_missing_local_directory_is_reported_and_failed_over_never_created() {
     assert_eq!(rows[0]["server_id"], 2, "{rows:?}");
     assert!(!unmounted.exists(), "the missing directory was created");
 }
+
+/// A tar.zst in sitebackup's layout whose manifest lies: its database
+/// entry is `/etc/hostname` and its site is another configured site.
+fn hostile_db_archive(db: &Db, dir: &Path) -> Vec<u8> {
+    let wp_dir = dir.join("wp");
+    std::fs::create_dir_all(&wp_dir).unwrap();
+    db.write_wp_config(&wp_dir, "unused_by_import", &db.password);
+    let wp_config = std::fs::read(wp_dir.join("wp-config.php")).unwrap();
+    let manifest = serde_json::json!({
+        "site": "victim",
+        "host": "elsewhere",
+        "database": { "name": "evil", "entry": "/etc/hostname" },
+    })
+    .to_string();
+    crafted(&[
+        Raw {
+            name: b"files/wp-config.php",
+            kind: tar::EntryType::Regular,
+            link: None,
+            data: &wp_config,
+        },
+        Raw {
+            name: b"database/evil.sql",
+            kind: tar::EntryType::Regular,
+            link: None,
+            data: b"CREATE TABLE from_archive (id INT);\nINSERT INTO from_archive VALUES (42);\n",
+        },
+        Raw {
+            name: b"manifest.json",
+            kind: tar::EntryType::Regular,
+            link: None,
+            data: manifest.as_bytes(),
+        },
+    ])
+}
+
+fn tables(db: &Db, name: &str) -> Vec<String> {
+    db.sql(Some(name), "SHOW TABLES").lines().map(String::from).collect()
+}
+
+#[test]
+fn restore_with_db_takes_neither_the_dump_path_nor_the_database_from_the_manifest() {
+    let rig = Rig::get();
+    let db = Db::get();
+    let victim = db.create("sbt_victim");
+    db.sql(Some(&victim.name), "CREATE TABLE live_marker (id INT)");
+    let mine = db.create("sbt_mine");
+    let mut ws = Workspace::new("hostile-manifest");
+    let victim_site = ws.make_site("victim", 100);
+    db.write_wp_config(&victim_site, &victim.name, &db.password);
+    let mine_site = ws.make_site("mine", 100);
+    db.write_wp_config(&mine_site, &mine.name, &db.password);
+    ws.write_config(&format!(
+        "{}{}",
+        site_block("victim", &victim_site, ""),
+        site_block("mine", &mine_site, "")
+    ));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let file = ws.path().join("hostile.tar.zst");
+    std::fs::write(&file, hostile_db_archive(&db, ws.path())).unwrap();
+    let key = format!("{}/2024/01/01/victim-backup-20240101-000000.tar.zst", ws.host_id);
+    rig.upload(&rig.buckets[0], &key, &file);
+    let restore = |to: &str, extra: &[&str]| {
+        ws.cmd()
+            .args(["restore", &key, "--to"])
+            .arg(ws.path().join(to))
+            .arg("--with-db")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    // Neither option: refused before anything is restored, both explained.
+    let out = restore("r0", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--db-name NAME") && err.contains("--overwrite-live-db"),
+        "{err}"
+    );
+    assert!(!ws.path().join("r0").exists());
+    assert_eq!(tables(&db, &victim.name), ["live_marker"]);
+
+    // --db-name: database/evil.sql goes into the named new database; the
+    // manifest's entry and site are ignored.
+    let copy = TestDb {
+        db: &db,
+        name: format!("{}_copy", mine.name),
+    };
+    let out = restore("r1", &["--db-name", &copy.name]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(tables(&db, &copy.name), ["from_archive"]);
+    assert_eq!(db.sql(Some(&copy.name), "SELECT id FROM from_archive").trim(), "42");
+    assert_eq!(tables(&db, &victim.name), ["live_marker"]);
+
+    // --overwrite-live-db by key on a host whose catalog does not know the
+    // archive: the site must be named, and it is the one that receives it.
+    let out = restore("r2", &["--overwrite-live-db"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--site SITE"), "{}", stderr(&out));
+    let out = restore("r3", &["--overwrite-live-db", "--site", "mine"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(tables(&db, &mine.name), ["from_archive"]);
+    assert_eq!(tables(&db, &victim.name), ["live_marker"]);
+}

@@ -1,11 +1,17 @@
 //! Loading a dump back into a database (`restore --with-db`).
+//!
+//! Which database receives it is the caller's explicit choice
+//! ([`ImportInto`]), never something read from the archive: a new (or
+//! empty) database by name, or the live database of a configured site.
+//! The dump is handed over as an open file, opened by the caller without
+//! following symlinks. The client runs with `--one-database`, so a `USE`
+//! in the dump cannot switch it to another database.
 
 use super::client::{CLIENT_TOOLS, ClientDefaults, client_command, find_tool};
 use super::dump::tail;
 use super::{DatabaseError, DbSettings, check_db_name, io_err};
 use serde::Serialize;
 use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 use tracing::info;
@@ -23,28 +29,41 @@ pub struct ImportReport {
     pub tool: String,
 }
 
-/// Import the SQL dump `sql_file` into `into`, or into `settings.name`
-/// when `into` is `None`, creating that database (utf8mb4) if it does not
-/// exist. Connects with `settings` under the same rules as the dump (no
-/// password on the command line). The file is streamed into the client's
-/// stdin, so memory use does not depend on its size.
+/// Where an import goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportInto {
+    /// `--db-name NAME`: a new database, created (utf8mb4) if missing; an
+    /// existing one must hold no table.
+    New(String),
+    /// `--overwrite-live-db`: the database of the settings (the site's
+    /// live database), created if missing; its tables are replaced.
+    Live,
+}
+
+/// Import the SQL dump `sql_file` (open, a regular file) as `into` says.
+/// Connects with `settings` under the same rules as the dump (no password
+/// on the command line). The file is streamed into the client's stdin, so
+/// memory use does not depend on its size.
 ///
 /// Blocking: from async code call it through `spawn_blocking`. Dumps made
 /// by `mariadb-dump` ≥ 10.11.8 start with a line Oracle's `mysql` client
 /// rejects; the `mariadb` client is preferred when both are installed.
-pub fn import_dump(settings: &DbSettings, sql_file: &Path, into: Option<&str>) -> Result<ImportReport, DatabaseError> {
-    let database = into.unwrap_or(&settings.name).to_string();
+pub fn import_dump(
+    settings: &DbSettings,
+    file: std::fs::File,
+    into: &ImportInto,
+) -> Result<ImportReport, DatabaseError> {
+    let database = match into {
+        ImportInto::New(name) => name.clone(),
+        ImportInto::Live => settings.name.clone(),
+    };
     check_db_name(&database)?;
     let tool = find_tool(CLIENT_TOOLS).ok_or(DatabaseError::ToolMissing("mariadb nor mysql"))?;
     let tool_name = tool
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let file = std::fs::File::open(sql_file).map_err(io_err(format!("cannot open {}", sql_file.display())))?;
-    let bytes = file
-        .metadata()
-        .map_err(io_err(format!("cannot read {}", sql_file.display())))?
-        .len();
+    let bytes = file.metadata().map_err(io_err("cannot read the dump"))?.len();
     let defaults = ClientDefaults::new(settings)?;
     let started = Instant::now();
     let failed = |status: String, stderr: String| DatabaseError::ImportFailed {
@@ -70,6 +89,25 @@ pub fn import_dump(settings: &DbSettings, sql_file: &Path, into: Option<&str>) -
         return Err(failed(out.0.to_string(), out.2));
     }
     let exists = out.1.trim() != "0";
+    if exists && matches!(into, ImportInto::New(_)) {
+        let mut tables = client_command(&tool, &defaults);
+        tables.args([
+            "--skip-column-names",
+            "-e",
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = CONVERT(X'{hex}' USING utf8mb4)"
+            ),
+        ]);
+        let out = run(tables, &tool_name)?;
+        if !out.0.success() {
+            return Err(failed(out.0.to_string(), out.2));
+        }
+        if out.1.trim() != "0" {
+            return Err(DatabaseError::Settings(format!(
+                "database {database} already exists and holds tables; --db-name fills a new (or empty) database: pick another name, drop it first, or use --overwrite-live-db to replace the site's live database"
+            )));
+        }
+    }
     if !exists {
         let mut create = client_command(&tool, &defaults);
         create.args([
@@ -84,7 +122,7 @@ pub fn import_dump(settings: &DbSettings, sql_file: &Path, into: Option<&str>) -
     }
 
     let mut import = client_command(&tool, &defaults);
-    import.arg("--").arg(&database);
+    import.arg("--one-database").arg("--").arg(&database);
     import
         .stdin(Stdio::from(file))
         .stdout(Stdio::null())

@@ -21,7 +21,7 @@ pub mod wp_config;
 
 pub use client::{ClientDefaults, client_command, dump_command, find_tool, remove_stale_client_dirs};
 pub use dump::{DatabaseDump, DumpInfo, dump};
-pub use import::{ImportReport, import_dump};
+pub use import::{ImportInto, ImportReport, import_dump};
 
 use crate::config::{DatabaseConfig, Secret};
 use std::fmt;

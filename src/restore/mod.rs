@@ -23,10 +23,14 @@
 //! tree is instead renamed to `DIR/UNTRUSTED-partial-restore/` for salvage.
 //!
 //! After a restore, `DIR/database/*.sql` are the dumps
-//! ([`RestoreReport::database_dumps`]), ready for an import step.
+//! ([`RestoreReport::database_dumps`]), ready for an import step, which
+//! opens one with [`open_dump`] (never by a path the manifest names).
 
+mod dump;
 mod locate;
 mod stream;
+
+pub use dump::{DumpError, dump_name, open_dump};
 
 pub use locate::{Located, Reference, locate, references};
 pub use stream::{DownloadProgress, Downloaded, download_through};
