@@ -368,3 +368,128 @@ fn restore_with_db_takes_neither_the_dump_path_nor_the_database_from_the_manifes
     assert_eq!(tables(&db, &mine.name), ["from_archive"]);
     assert_eq!(tables(&db, &victim.name), ["live_marker"]);
 }
+
+/// Run the binary under `/usr/bin/time`; returns its output and peak RSS
+/// in KiB.
+fn with_peak_rss(ws: &Workspace, args: &[&str]) -> (std::process::Output, u64) {
+    let rss_file = ws.path().join("rss.txt");
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(assert_cmd::cargo::cargo_bin("sitebackup"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("--config").arg(ws.path().join("config.toml")).args(args);
+    cmd.envs(&ws.env).current_dir(ws.path()).env("NO_COLOR", "1");
+    let out = cmd.output().unwrap();
+    let text = std::fs::read_to_string(&rss_file).unwrap();
+    let kib = text.lines().last().unwrap().trim().parse().unwrap();
+    (out, kib)
+}
+
+/// `HEAD`, `zero_bytes` zero bytes and `TAIL` through the stock `zstd`
+/// with `zstd_args`, into `out`.
+fn zstd_of(dir: &Path, head: &[u8], zero_bytes: u64, tail: &[u8], zstd_args: &str, out: &Path) {
+    std::fs::write(dir.join("head.bin"), head).unwrap();
+    std::fs::write(dir.join("tail.bin"), tail).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{{ cat head.bin; head -c {zero_bytes} /dev/zero; cat tail.bin; }} | zstd -q {zstd_args} -c > '{}'",
+            out.display()
+        ))
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A tar header block for `name` of type `kind` and `size`.
+fn tar_header(name: &[u8], kind: tar::EntryType, size: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(1_600_000_000);
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+/// A small file entry and the end of the archive: what follows each bomb.
+fn tar_tail(pad_before: u64) -> Vec<u8> {
+    let mut tail = vec![0u8; ((512 - pad_before % 512) % 512) as usize];
+    tail.extend(tar_header(b"files/x", tar::EntryType::Regular, 0));
+    tail.extend([0u8; 1024]);
+    tail
+}
+
+#[test]
+fn hostile_archives_are_refused_within_64_mib_with_short_messages() {
+    const LIMIT_KIB: u64 = 64 * 1024;
+    let rig = Rig::get();
+    let mut ws = Workspace::new("bombs");
+    ws.write_config("");
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let dir = ws.path().to_path_buf();
+
+    // A GNU long name of 400 MB: a ~12 KB object.
+    let name_len = 400_000_000u64;
+    let bomb = dir.join("bomb.tar.zst");
+    zstd_of(
+        &dir,
+        &tar_header(b"././@LongLink", tar::EntryType::GNULongName, name_len),
+        name_len,
+        &tar_tail(name_len),
+        "-19",
+        &bomb,
+    );
+    let bomb_size = std::fs::metadata(&bomb).unwrap().len();
+    assert!(bomb_size < 64 * 1024, "{bomb_size} bytes");
+    // A frame made with `zstd --long=27` (128 MiB window) over 200 MB, and
+    // one with `--long=31` (2 GiB).
+    let file_len = 200_000_000u64;
+    let long27 = dir.join("long27.tar.zst");
+    let file_head = tar_header(b"files/big", tar::EntryType::Regular, file_len);
+    zstd_of(&dir, &file_head, file_len, &tar_tail(file_len), "--long=27", &long27);
+    let long31 = dir.join("long31.tar.zst");
+    let small = 10_000_000u64;
+    let small_head = tar_header(b"files/big", tar::EntryType::Regular, small);
+    zstd_of(&dir, &small_head, small, &tar_tail(small), "--long=31", &long31);
+
+    // Within the cap (`--long=24`, 16 MiB): decoded, still within 64 MiB.
+    let long24 = dir.join("long24.tar.zst");
+    zstd_of(&dir, &file_head, file_len, &tar_tail(file_len), "--long=24", &long24);
+    let key = format!("{}/2024/01/01/long24-backup-20240101-000000.tar.zst", ws.host_id);
+    rig.upload(&rig.buckets[0], &key, &long24);
+    let (out, kib) = with_peak_rss(&ws, &["--json", "verify", &key]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["results"][0]["stats"]["file_bytes"], file_len, "{doc}");
+    eprintln!("long24 verify: {kib} KiB");
+    assert!(kib < LIMIT_KIB, "long24 verify: peak RSS {kib} KiB");
+
+    for (case, file, expect) in [
+        ("longname", &bomb, "GNU long name of 400000000 bytes"),
+        ("long27", &long27, "--long=27"),
+        ("long31", &long31, "--long=31"),
+    ] {
+        let key = format!("{}/2024/01/01/{case}-backup-20240101-000000.tar.zst", ws.host_id);
+        rig.upload(&rig.buckets[0], &key, file);
+        for args in [
+            vec!["verify", key.as_str()],
+            vec!["restore", key.as_str(), "--to", case],
+        ] {
+            let (out, kib) = with_peak_rss(&ws, &args);
+            let text = format!("{}{}", stdout(&out), stderr(&out));
+            eprintln!("{case} {}: peak RSS {kib} KiB", args[0]);
+            assert_eq!(out.status.code(), Some(1), "{case} {args:?}: {text}");
+            assert!(text.contains(expect), "{case} {args:?}: {text}");
+            assert!(kib < LIMIT_KIB, "{case} {args:?}: peak RSS {kib} KiB");
+            assert!(text.len() < 8 * 1024, "{case} {args:?}: {} bytes of output", text.len());
+            assert!(!dir.join(case).exists(), "{case}: partial tree left");
+        }
+    }
+}

@@ -42,14 +42,37 @@
 //! filled, writing into a directory does not disturb its restored mtime, and
 //! nothing is reachable by other users before its final mode is set.
 //! Directories the archive does not describe (implied parents) stay `0700`.
+//!
+//! # Hostile archives and memory
+//!
+//! Whatever the archive, memory stays bounded (under 64 MiB for a whole
+//! `verify` or `restore`): extension headers that `tar` would buffer whole
+//! (GNU long names and links, pax headers) are capped at 64 KiB
+//! ([`headers`]); the zstd window at 16 MiB ([`decode`], refusing bigger
+//! ones with the `--long` setting that unpacks them); directories' final
+//! attributes go to an unnamed temporary file, not to memory ([`dirs`]).
+//! Entries, bytes written and the target's free space are limited by
+//! [`ExtractLimits`] (`[restore]`), and names in messages are cut to
+//! [`MAX_SHOWN`] characters.
 
+mod decode;
+mod dirs;
 mod fs;
+pub mod headers;
+mod limits;
 
+pub use decode::{MAX_WINDOW_LOG, WindowTooLarge, frame_window_log};
+pub use headers::{MAX_EXTENSION, TooLarge};
+pub use limits::{DEFAULT_KEEP_FREE_MB, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE_GB, ExtractLimits, LimitError};
+
+use decode::{DECODED_QUEUE, Decoded, decode};
+use dirs::{DirAttrs, DirLog};
 use fs::{DirCache, Extractor, gid_of, open_root, times, uid_of, walk};
+use headers::HeaderGuard;
+use limits::Budget;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use serde::Serialize;
-use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -149,6 +172,13 @@ pub enum ExtractError {
         dir: PathBuf,
         cause: io::Error,
     },
+    /// An extension header over [`MAX_EXTENSION`] (a long-name bomb).
+    #[error("refusing the archive {context}: it holds {what}")]
+    Oversized { context: String, what: TooLarge },
+    #[error("refusing the archive: {0}")]
+    Window(WindowTooLarge),
+    #[error("stopped at archive entry {entry:?}: {limit}")]
+    Limit { entry: String, limit: LimitError },
 }
 
 impl ExtractError {
@@ -175,14 +205,21 @@ pub struct ExtractStats {
 pub struct ExtractOptions {
     /// Restore numeric owners and setuid/setgid/sticky bits (root only).
     pub preserve_owner: bool,
+    pub limits: ExtractLimits,
 }
 
 impl ExtractOptions {
-    /// Owners are restored when running as root, as `tar` does.
+    /// Owners are restored when running as root, as `tar` does; default
+    /// limits.
     pub fn for_current_user() -> Self {
         Self {
             preserve_owner: rustix::process::geteuid().is_root(),
+            limits: ExtractLimits::default(),
         }
+    }
+
+    pub fn with_limits(self, limits: ExtractLimits) -> Self {
+        Self { limits, ..self }
     }
 
     fn mode_mask(&self) -> u32 {
@@ -190,49 +227,52 @@ impl ExtractOptions {
     }
 }
 
-/// Attributes of a directory, applied by [`Extracted::finish`].
-#[derive(Debug, Clone)]
-struct DirAttrs {
-    path: SafePath,
-    name: String,
-    mode: u32,
-    mtime: i64,
-    owner: Option<(u32, u32)>,
-}
-
 /// A finished extraction whose directories still have their working mode.
 #[derive(Debug)]
 pub struct Extracted {
     pub stats: ExtractStats,
-    dirs: Vec<DirAttrs>,
+    dirs: DirLog,
 }
 
 impl Extracted {
-    /// Apply the directories' modes, owners and mtimes, deepest first,
+    /// Apply the directories' modes, owners and mtimes, in the reverse
+    /// order of the archive (deepest first in a depth-first archive),
     /// relative to `root` (where the tree is now: the caller may have moved
     /// it since [`extract`]).
-    pub fn finish(&self, root: &Path) -> Result<(), ExtractError> {
+    pub fn finish(&mut self, root: &Path) -> Result<(), ExtractError> {
         let root_fd = open_root(root).map_err(|cause| ExtractError::Write {
             entry: ".".into(),
             dir: root.to_path_buf(),
             cause,
         })?;
-        let mut order: Vec<&DirAttrs> = self.dirs.iter().collect();
-        order.sort_by_key(|d| Reverse(d.path.components().len()));
-        for d in order {
-            let write = |cause: io::Error| ExtractError::Write {
-                entry: d.name.clone(),
-                dir: root.to_path_buf(),
-                cause,
-            };
-            let fd = walk(&root_fd, d.path.components(), false).map_err(|w| w.into_error(&d.name, root))?;
-            if let Some((uid, gid)) = d.owner {
-                rustix::fs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid))).map_err(|e| write(e.into()))?;
-            }
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(|e| write(e.into()))?;
-            rustix::fs::futimens(&fd, &times(d.mtime)).map_err(|e| write(e.into()))?;
-        }
-        Ok(())
+        let log_err = |cause| ExtractError::Write {
+            entry: "(directory attributes)".into(),
+            dir: root.to_path_buf(),
+            cause,
+        };
+        self.dirs.for_each_rev(
+            |d| {
+                let name = display(&d.path);
+                let write = |cause: io::Error| ExtractError::Write {
+                    entry: name.clone(),
+                    dir: root.to_path_buf(),
+                    cause,
+                };
+                let comps: Vec<OsString> = d
+                    .path
+                    .split(|b| *b == b'/')
+                    .map(|c| OsString::from_vec(c.to_vec()))
+                    .collect();
+                let fd = walk(&root_fd, &comps, false).map_err(|w| w.into_error(&name, root))?;
+                if let Some((uid, gid)) = d.owner {
+                    rustix::fs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid))).map_err(|e| write(e.into()))?;
+                }
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(|e| write(e.into()))?;
+                rustix::fs::futimens(&fd, &times(d.mtime)).map_err(|e| write(e.into()))?;
+                Ok(())
+            },
+            log_err,
+        )
     }
 }
 
@@ -256,8 +296,17 @@ enum ItemKind {
     Skip,
 }
 
+/// Longest name shown in a message (an archive's names may be 64 KiB).
+pub const MAX_SHOWN: usize = 300;
+
+/// A name for messages: lossy UTF-8, cut to [`MAX_SHOWN`] characters.
 fn display(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).into_owned()
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_SHOWN * 4)]);
+    let mut shown: String = text.chars().take(MAX_SHOWN).collect();
+    if shown.len() < raw.len() {
+        shown.push_str(&format!("… ({} bytes)", raw.len()));
+    }
+    shown
 }
 
 fn display_comps(comps: &[OsString]) -> String {
@@ -265,8 +314,21 @@ fn display_comps(comps: &[OsString]) -> String {
     display(&joined)
 }
 
+/// A read error of the stream: a guard's refusal (oversized header, zstd
+/// window) or damage.
 fn format_error(context: String) -> impl FnOnce(io::Error) -> ExtractError {
-    move |cause| ExtractError::Format { context, cause }
+    move |cause| {
+        if let Some(what) = headers::too_large(&cause) {
+            return ExtractError::Oversized {
+                context,
+                what: what.clone(),
+            };
+        }
+        if let Some(w) = decode::window_too_large(&cause) {
+            return ExtractError::Window(w.clone());
+        }
+        ExtractError::Format { context, cause }
+    }
 }
 
 /// Validate one entry: its type, its name and a hard link's target.
@@ -335,88 +397,23 @@ fn classify<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Item, ExtractError> {
     })
 }
 
-/// Decompressed data crosses from the decoding thread to the tar reader in
-/// chunks of this size, at most [`DECODED_QUEUE`] of them in flight.
-const DECODED_CHUNK: usize = 256 * 1024;
-const DECODED_QUEUE: usize = 8;
-
-/// The tar reader's end of the decoding thread's channel.
-struct Decoded {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    current: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for Decoded {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.pos == self.current.len() {
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    self.current = chunk;
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Decode the whole zstd stream into `tx`; stops when the reader hangs up.
-fn decode<R: Read>(input: R, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
-    let mut decoder = match zstd::stream::read::Decoder::new(input) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = tx.send(Err(e));
-            return;
-        }
-    };
-    loop {
-        let mut chunk = vec![0u8; DECODED_CHUNK];
-        let mut filled = 0;
-        while filled < chunk.len() {
-            match decoder.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-        if filled == 0 {
-            return;
-        }
-        chunk.truncate(filled);
-        if tx.send(Ok(chunk)).is_err() {
-            return;
-        }
-    }
-}
-
 /// Decode `input` on a second thread (so decompression overlaps the file
 /// writes), call `f` on every tar entry, then read the stream to its end
 /// (so trailing garbage and truncated frames are noticed).
 fn for_each_entry<R: Read + Send>(
     input: R,
-    mut f: impl FnMut(&mut tar::Entry<'_, Decoded>, Item) -> Result<(), ExtractError>,
+    max_entries: u64,
+    mut f: impl FnMut(&mut tar::Entry<'_, HeaderGuard<Decoded>>, Item) -> Result<(), ExtractError>,
 ) -> Result<(), ExtractError> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_QUEUE);
         scope.spawn(move || decode(input, tx));
-        let mut archive = tar::Archive::new(Decoded {
+        let mut archive = tar::Archive::new(HeaderGuard::new(Decoded {
             rx,
             current: Vec::new(),
             pos: 0,
-        });
+        }));
+        let mut count = 0u64;
         let mut last: Option<String> = None;
         let after = |last: &Option<String>| match last {
             Some(name) => format!("after entry {name:?}"),
@@ -427,12 +424,19 @@ fn for_each_entry<R: Read + Send>(
             for entry in entries {
                 let mut entry = entry.map_err(format_error(after(&last)))?;
                 let item = classify(&entry)?;
+                count += 1;
+                if count > max_entries {
+                    return Err(ExtractError::Limit {
+                        entry: item.name,
+                        limit: LimitError::Entries(max_entries),
+                    });
+                }
                 let name = item.name.clone();
                 f(&mut entry, item)?;
                 last = Some(name);
             }
         }
-        let mut rest = archive.into_inner();
+        let mut rest = archive.into_inner().into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(format_error(after(&last)))?;
         Ok(())
     })
@@ -447,6 +451,11 @@ pub fn extract<R: Read + Send>(input: R, dest: &Path, opts: &ExtractOptions) -> 
         dir: dest.to_path_buf(),
         cause,
     })?;
+    let dirs = DirLog::new(dest).map_err(|cause| ExtractError::Write {
+        entry: "(directory attributes)".into(),
+        dir: dest.to_path_buf(),
+        cause,
+    })?;
     let mut ex = Extractor {
         cache: DirCache {
             root,
@@ -455,10 +464,11 @@ pub fn extract<R: Read + Send>(input: R, dest: &Path, opts: &ExtractOptions) -> 
         dest: dest.to_path_buf(),
         opts: *opts,
         stats: ExtractStats::default(),
-        dirs: Vec::new(),
+        dirs,
+        budget: Budget::new(opts.limits),
         buf: vec![0; 256 * 1024],
     };
-    for_each_entry(input, |entry, item| ex.entry(entry, item))?;
+    for_each_entry(input, opts.limits.max_entries, |entry, item| ex.entry(entry, item))?;
     Ok(Extracted {
         stats: ex.stats,
         dirs: ex.dirs,
@@ -478,17 +488,26 @@ pub struct ArchiveSummary {
 /// Manifests are small; refuse to buffer a huge entry with that name.
 const MAX_MANIFEST: u64 = 16 * 1024 * 1024;
 
+/// Longest total of symlink names `check` remembers (to refuse paths
+/// through them): a site has a handful of symlinks.
+const MAX_SYMLINK_NAMES: u64 = 16 * 1024 * 1024;
+
+fn joined(comps: &[OsString]) -> Vec<u8> {
+    comps.iter().map(|c| c.as_bytes()).collect::<Vec<_>>().join(&b'/')
+}
+
 /// Read the whole archive through zstd and tar, applying the same checks as
 /// [`extract`] (names, hard-link targets, paths through symlinks, special
-/// files) without writing anything.
-pub fn check<R: Read + Send>(input: R) -> Result<ArchiveSummary, ExtractError> {
+/// files, the entry limit) without writing anything.
+pub fn check<R: Read + Send>(input: R, limits: &ExtractLimits) -> Result<ArchiveSummary, ExtractError> {
     let mut summary = ArchiveSummary::default();
-    let mut symlinks: HashSet<Vec<OsString>> = HashSet::new();
+    let mut symlinks: HashSet<Vec<u8>> = HashSet::new();
+    let mut symlink_bytes = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
-    for_each_entry(input, |entry, item| {
+    for_each_entry(input, limits.max_entries, |entry, item| {
         let through_symlink = |comps: &[OsString]| {
             (1..comps.len())
-                .find(|&i| symlinks.contains(&comps[..i]))
+                .find(|&i| symlinks.contains(&joined(&comps[..i])))
                 .map(|i| display_comps(&comps[..i]))
         };
         if let Some(link) = through_symlink(item.path.components()) {
@@ -504,7 +523,15 @@ pub fn check<R: Read + Send>(input: R) -> Result<ArchiveSummary, ExtractError> {
             ItemKind::Dir => summary.stats.dirs += 1,
             ItemKind::Symlink(_) => {
                 summary.stats.symlinks += 1;
-                symlinks.insert(item.path.components().to_vec());
+                let name = joined(item.path.components());
+                symlink_bytes += name.len() as u64 + 32;
+                if symlink_bytes > MAX_SYMLINK_NAMES {
+                    return Err(ExtractError::Limit {
+                        entry: item.name,
+                        limit: LimitError::Symlinks(MAX_SYMLINK_NAMES),
+                    });
+                }
+                symlinks.insert(name);
             }
             ItemKind::HardLink(target) => {
                 if let Some(link) = through_symlink(target.components()) {

@@ -57,7 +57,7 @@ pub async fn run(config: &Config, args: &RestoreArgs, json: bool) -> anyhow::Res
     let progress = Arc::new(DownloadProgress::default());
     let bar = (!json && std::io::stderr().is_terminal()).then(|| download_bar(&located.key, progress.clone()));
     let opts = RestoreOptions {
-        extract: ExtractOptions::for_current_user(),
+        extract: ExtractOptions::for_current_user().with_limits(config.restore.limits()),
         keep_partial: args.keep_partial,
     };
     let result = restore::restore_to(&located, &args.to, opts, &progress, &cancel).await;

@@ -43,7 +43,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
             Ok(located) => {
                 let progress = Arc::new(DownloadProgress::default());
                 let bar = show_bar.then(|| download_bar(&located.key, progress.clone()));
-                let report = restore::verify(archive, &located, &progress, &cancel).await;
+                let report = restore::verify(archive, &located, config.restore.limits(), &progress, &cancel).await;
                 if let Some((bar, ticker)) = bar {
                     ticker.abort();
                     bar.finish_and_clear();

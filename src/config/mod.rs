@@ -21,6 +21,7 @@ mod raw;
 mod redact;
 mod secret;
 mod site;
+mod tunables;
 mod validate;
 
 pub use database::{DatabaseConfig, check_db_name};
@@ -32,7 +33,7 @@ pub use model::*;
 pub use node::{Mode, NodeConfig, RawMaster};
 pub use policy::{KeepWithin, RetentionPolicy, parse_keep_within};
 pub use problem::{ConfigError, Problem};
-pub use raw::{RawConfig, RawDatabase, RawHooks, RawRetention, RawServer};
+pub use raw::{RawConfig, RawDatabase, RawHooks, RawRestore, RawRetention, RawServer};
 pub use redact::{RedactedConfig, RedactedHooks, RedactedServer, RedactedSite};
 pub use secret::Secret;
 pub use validate::{build, read_secret_file};

@@ -39,6 +39,7 @@ pub struct Config {
     pub upload: UploadConfig,
     pub daemon: DaemonConfig,
     pub network: NetworkConfig,
+    pub restore: RestoreConfig,
     /// Ordered by id: this is the order in which servers are tried.
     pub servers: Vec<ServerConfig>,
     pub sites: Vec<SiteConfig>,
@@ -126,6 +127,38 @@ impl Default for NetworkConfig {
 impl NetworkConfig {
     pub fn idle_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+/// `[restore]`: limits on what an archive may make `restore` write (and
+/// `verify` read), checked as entries arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RestoreConfig {
+    /// Entries of any kind.
+    pub max_entries: u64,
+    /// Bytes of file content written, in GB (10^9 bytes).
+    pub max_size_gb: f64,
+    /// MiB always left free on the target's file system.
+    pub keep_free_mb: u64,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: crate::archive::extract::DEFAULT_MAX_ENTRIES,
+            max_size_gb: crate::archive::extract::DEFAULT_MAX_SIZE_GB,
+            keep_free_mb: crate::archive::extract::DEFAULT_KEEP_FREE_MB,
+        }
+    }
+}
+
+impl RestoreConfig {
+    pub fn limits(&self) -> crate::archive::extract::ExtractLimits {
+        crate::archive::extract::ExtractLimits {
+            max_entries: self.max_entries,
+            max_bytes: (self.max_size_gb * 1e9) as u64,
+            keep_free_bytes: self.keep_free_mb.saturating_mul(MIB),
+        }
     }
 }
 

@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub network: RawNetwork,
     #[serde(default)]
+    pub restore: RawRestore,
+    #[serde(default)]
     pub servers: Vec<RawServer>,
     #[serde(default)]
     pub sites: Vec<RawSite>,
@@ -52,6 +54,15 @@ pub struct RawDaemon {
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub idle_timeout_secs: Option<u64>,
+}
+
+/// `[restore]`: what an archive may make `restore` and `verify` do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestore {
+    pub max_entries: Option<u64>,
+    pub max_size_gb: Option<f64>,
+    pub keep_free_mb: Option<u64>,
 }
 
 /// One storage server. The same fields as `S3_SERVER_N_*`.

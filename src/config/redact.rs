@@ -14,6 +14,7 @@ pub struct RedactedConfig {
     pub upload: UploadConfig,
     pub daemon: DaemonConfig,
     pub network: NetworkConfig,
+    pub restore: RestoreConfig,
     /// `standalone` or `node`.
     pub mode: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +81,7 @@ impl Config {
             upload: self.upload.clone(),
             daemon: self.daemon.clone(),
             network: self.network,
+            restore: self.restore,
             mode: if self.node().is_some() { "node" } else { "standalone" },
             master: self.node().map(|n| RedactedMaster {
                 url: n.url.to_string(),

@@ -306,7 +306,7 @@ pub async fn restore_to(
         }
         Ok((extracted, d.sha256, d.bytes))
     });
-    let (extracted, sha256, size_bytes) = match checked {
+    let (mut extracted, sha256, size_bytes) = match checked {
         Ok(v) => v,
         Err(e) => {
             let p = prepared.clone();
@@ -436,6 +436,7 @@ impl VerifyReport {
 pub async fn verify(
     archive: &str,
     located: &Located,
+    limits: extract::ExtractLimits,
     progress: &DownloadProgress,
     cancel: &CancellationToken,
 ) -> VerifyReport {
@@ -458,7 +459,8 @@ pub async fn verify(
     // A download error, a refused entry or a missing checksum proves
     // nothing about the stored object.
     let mut corrupt = false;
-    match download_through(located.store.as_ref(), &located.key, progress, cancel, extract::check).await {
+    let check = move |r| extract::check(r, &limits);
+    match download_through(located.store.as_ref(), &located.key, progress, cancel, check).await {
         Err(e) => errors.push(e.to_string()),
         Ok(d) => {
             report.sha256 = Some(d.sha256.clone());

@@ -108,7 +108,14 @@ async fn a_good_archive_is_published_with_nothing_else_left() {
     assert_eq!((mode("database"), mode("database/wp_blog.sql")), (0o700, 0o600));
     assert_eq!(progress.done.load(Ordering::Relaxed), located.size.unwrap());
 
-    let v = verify("x", &located, &DownloadProgress::default(), &CancellationToken::new()).await;
+    let v = verify(
+        "x",
+        &located,
+        Default::default(),
+        &DownloadProgress::default(),
+        &CancellationToken::new(),
+    )
+    .await;
     assert!(v.ok, "{v:?}");
     assert_eq!(v.outcome, VerifyOutcome::Ok);
     assert_eq!(v.site.as_deref(), Some("blog"));
@@ -149,7 +156,14 @@ async fn a_checksum_mismatch_removes_the_partial_tree_or_keeps_it_marked() {
     assert!(err.to_string().contains("NOT TRUSTWORTHY"), "{err}");
     assert_eq!(names(&out), [UNTRUSTED_DIR]);
 
-    let v = verify("x", &located, &DownloadProgress::default(), &CancellationToken::new()).await;
+    let v = verify(
+        "x",
+        &located,
+        Default::default(),
+        &DownloadProgress::default(),
+        &CancellationToken::new(),
+    )
+    .await;
     assert!(!v.ok);
     assert_eq!(v.outcome, VerifyOutcome::Corrupt, "read to the end, checksum differs");
     assert!(v.error.unwrap().contains("checksum mismatch"));
@@ -177,7 +191,14 @@ async fn without_any_recorded_checksum_verify_fails_and_restore_warns() {
     let tmp = tempfile::tempdir().unwrap();
     let (located, _) = setup(tmp.path(), None).await;
     located.store.delete(&sidecar_key(KEY)).await.unwrap();
-    let v = verify("x", &located, &DownloadProgress::default(), &CancellationToken::new()).await;
+    let v = verify(
+        "x",
+        &located,
+        Default::default(),
+        &DownloadProgress::default(),
+        &CancellationToken::new(),
+    )
+    .await;
     assert!(!v.ok);
     assert_eq!(v.outcome, VerifyOutcome::Inconclusive, "nothing to compare with");
     assert!(v.error.unwrap().contains("no recorded checksum"));
@@ -206,7 +227,7 @@ async fn verify_tells_corruption_from_a_failed_download() {
     let (located, _) = setup(tmp.path(), None).await;
     let run = |cancel: CancellationToken| {
         let located = &located;
-        async move { verify("x", located, &DownloadProgress::default(), &cancel).await }
+        async move { verify("x", located, Default::default(), &DownloadProgress::default(), &cancel).await }
     };
 
     let cancel = CancellationToken::new();

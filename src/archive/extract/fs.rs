@@ -112,7 +112,8 @@ pub(super) struct Extractor {
     pub(super) dest: PathBuf,
     pub(super) opts: ExtractOptions,
     pub(super) stats: ExtractStats,
-    pub(super) dirs: Vec<DirAttrs>,
+    pub(super) dirs: DirLog,
+    pub(super) budget: Budget,
     pub(super) buf: Vec<u8>,
 }
 
@@ -206,13 +207,13 @@ impl Extractor {
         if let Err(w) = self.cache.open(item.path.components(), true) {
             return Err(w.into_error(&item.name, &self.dest));
         }
-        self.dirs.push(DirAttrs {
-            path: item.path.clone(),
-            name: item.name.clone(),
+        let attrs = DirAttrs {
+            path: joined(item.path.components()),
             mode: item.mode & self.opts.mode_mask(),
             mtime: item.mtime,
             owner: self.owner(item),
-        });
+        };
+        self.dirs.push(&attrs).map_err(self.write_err(&item.name))?;
         self.stats.dirs += 1;
         Ok(())
     }
@@ -244,6 +245,16 @@ impl Extractor {
                 .map_err(format_error(format!("in entry {:?}", item.name)))?;
             if n == 0 {
                 break;
+            }
+            match self.budget.write(&file, n as u64) {
+                Ok(Ok(())) => {}
+                Ok(Err(limit)) => {
+                    return Err(ExtractError::Limit {
+                        entry: item.name.clone(),
+                        limit,
+                    });
+                }
+                Err(e) => return Err(write(e)),
             }
             if let Err(e) = file.write_all(&self.buf[..n]) {
                 return Err(write(e));

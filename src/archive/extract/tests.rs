@@ -255,7 +255,11 @@ fn damaged_and_truncated_streams_are_format_errors() {
     let s = scratch();
     let err = extract(trailing.as_slice(), &s.dest, &opts()).unwrap_err();
     assert!(err.is_format(), "{err}");
-    assert!(check(trailing.as_slice()).unwrap_err().is_format());
+    assert!(
+        check(trailing.as_slice(), &ExtractLimits::default())
+            .unwrap_err()
+            .is_format()
+    );
 }
 
 #[test]
@@ -267,6 +271,7 @@ fn check_applies_the_same_rules_without_writing() {
             file(b"manifest.json", br#"{"site":"blog"}"#),
         ])
         .as_slice(),
+        &ExtractLimits::default(),
     )
     .unwrap();
     assert_eq!(summary.stats.files, 2);
@@ -274,7 +279,7 @@ fn check_applies_the_same_rules_without_writing() {
     assert_eq!(summary.manifest.unwrap()["site"], "blog");
     assert!(summary.manifest_is_last);
 
-    let refused = |entries: &[Raw<'_>]| match check(crafted(entries).as_slice()) {
+    let refused = |entries: &[Raw<'_>]| match check(crafted(entries).as_slice(), &ExtractLimits::default()) {
         Err(ExtractError::Refused { entry, reason }) => (entry, reason),
         other => panic!("expected a refusal, got {other:?}"),
     };
@@ -336,7 +341,7 @@ fn written_archives_extract_to_an_identical_tree() {
 
     let dest = dir.path().join("restore");
     std::fs::create_dir(&dest).unwrap();
-    let done = extract(bytes.as_slice(), &dest, &opts()).unwrap();
+    let mut done = extract(bytes.as_slice(), &dest, &opts()).unwrap();
     done.finish(&dest).unwrap();
     assert_eq!(done.stats.symlinks, 2);
     assert_eq!(done.stats.files, 6, "{:?}", done.stats);
@@ -345,7 +350,7 @@ fn written_archives_extract_to_an_identical_tree() {
     assert_eq!(got, expected);
     assert!(dest.join("manifest.json").is_file());
 
-    let summary = check(bytes.as_slice()).unwrap();
+    let summary = check(bytes.as_slice(), &ExtractLimits::default()).unwrap();
     assert_eq!(summary.stats.files, done.stats.files);
     assert_eq!(summary.manifest.unwrap()["site"], "blog");
     assert!(summary.manifest_is_last);
@@ -417,4 +422,84 @@ proptest! {
         let abs = format!("/{}", before.iter().chain(after.iter()).cloned().collect::<Vec<_>>().join("/"));
         prop_assert_eq!(sanitize_path(abs.as_bytes()), Err(PathProblem::Absolute));
     }
+}
+
+#[test]
+fn entry_and_byte_limits_stop_extraction_and_verify() {
+    let s = scratch();
+    let archive = crafted(&[dir(b"files/"), file(b"files/a", b"abcdef"), file(b"files/b", b"ghij")]);
+    let limits = |max_entries, max_bytes| ExtractLimits {
+        max_entries,
+        max_bytes,
+        keep_free_bytes: 0,
+    };
+    let few = opts().with_limits(limits(2, u64::MAX));
+    match extract(archive.as_slice(), &s.dest, &few) {
+        Err(ExtractError::Limit { entry, limit }) => {
+            assert_eq!(entry, "files/b");
+            assert_eq!(limit, LimitError::Entries(2));
+        }
+        other => panic!("{other:?}"),
+    }
+    match check(archive.as_slice(), &limits(2, u64::MAX)) {
+        Err(ExtractError::Limit { limit, .. }) => assert_eq!(limit, LimitError::Entries(2)),
+        other => panic!("{other:?}"),
+    }
+    let s = scratch();
+    let small = opts().with_limits(limits(100, 8));
+    match extract(archive.as_slice(), &s.dest, &small) {
+        Err(ExtractError::Limit { entry, limit }) => {
+            assert_eq!(entry, "files/b");
+            assert_eq!(limit, LimitError::Bytes(8));
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = scratch();
+    let no_room = opts().with_limits(ExtractLimits {
+        keep_free_bytes: u64::MAX,
+        ..ExtractLimits::default()
+    });
+    let err = extract(archive.as_slice(), &s.dest, &no_room).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExtractError::Limit {
+                limit: LimitError::Space { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("restore.keep_free_mb"), "{err}");
+}
+
+#[test]
+fn long_names_are_cut_in_messages() {
+    let s = scratch();
+    // A 60 KiB name (under the header cap) with a `..` in it.
+    let name = format!("files/{}/../x", "n".repeat(60 * 1024));
+    // tar's builder refuses `..`: write the long-name entry by hand.
+    let mut raw = Vec::new();
+    let mut l = tar::Header::new_gnu();
+    l.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    l.set_entry_type(tar::EntryType::GNULongName);
+    l.set_size(name.len() as u64 + 1);
+    l.set_cksum();
+    raw.extend_from_slice(l.as_bytes());
+    raw.extend_from_slice(name.as_bytes());
+    raw.push(0);
+    raw.resize(raw.len().div_ceil(512) * 512, 0);
+    let mut f = tar::Header::new_gnu();
+    f.set_path("short").unwrap();
+    f.set_size(0);
+    f.set_mode(0o644);
+    f.set_cksum();
+    raw.extend_from_slice(f.as_bytes());
+    raw.extend_from_slice(&[0u8; 1024]);
+    let archive = zstd::encode_all(raw.as_slice(), 3).unwrap();
+    let err = extract(archive.as_slice(), &s.dest, &opts()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("`..`"), "{msg}");
+    assert!(msg.len() < 1000, "{} bytes", msg.len());
+    assert!(msg.contains(&format!("({} bytes)", name.len())), "{msg}");
 }
