@@ -286,6 +286,8 @@ fn quick_start_local_target_backup() {
     let ws = Workspace::new("local");
     let site = ws.make_site("site", 50_000);
     let target = ws.path().join("backups");
+    // As in the README's quick start: the directory is made first.
+    std::fs::create_dir(&target).unwrap();
     ws.write_config(&format!(
         "[[servers]]\nid = 1\ntype = \"local\"\npath = \"{}\"\n\n{}",
         target.display(),

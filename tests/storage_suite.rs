@@ -128,6 +128,39 @@ async fn s3_store_passes_the_suite() {
     // Cross-check with an independent client: nothing left under the prefix.
     assert!(rig.keys(&rig.buckets[0], &prefix).is_empty());
     assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
+
+    // Garage verifies part checksums: each part comes back with its
+    // CRC32C, and the completion lists them.
+    let store = storage::Target::from_config(&server, &Default::default(), 0)
+        .store()
+        .unwrap();
+    let key = format!("{prefix}2024/12/25/crc-backup-20241225-083000.tar.zst");
+    let id = store.create_multipart(&key, &BTreeMap::new()).await.unwrap();
+    let data = Bytes::from(random(5 * MIB));
+    let part = store.upload_part(&key, &id, 1, data.clone()).await.unwrap();
+    assert_eq!(
+        part.checksum_crc32c.as_deref(),
+        Some(sitebackup::storage::crc32c_base64(&data).as_str())
+    );
+    store.complete_multipart(&key, &id, vec![part]).await.unwrap();
+    let head = rig.s3api(&[
+        "head-object",
+        "--bucket",
+        &rig.buckets[0],
+        "--key",
+        &key,
+        "--checksum-mode",
+        "ENABLED",
+    ]);
+    assert_eq!(head["ContentLength"], data.len() as u64, "{head}");
+    // The whole object's checksum is the composite of the parts' ones.
+    use base64::Engine;
+    let part_crc = base64::engine::general_purpose::STANDARD
+        .decode(sitebackup::storage::crc32c_base64(&data))
+        .unwrap();
+    let composite = format!("{}-1", sitebackup::storage::crc32c_base64(&part_crc));
+    assert_eq!(head["ChecksumCRC32C"], composite.as_str(), "{head}");
+    store.delete(&key).await.unwrap();
 }
 
 #[tokio::test]

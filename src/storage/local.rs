@@ -184,7 +184,11 @@ impl ObjectStore for LocalStore {
             std::fs::rename(&tmp, dir.join(format!("part-{part_number:05}")))
         })
         .await?;
-        Ok(CompletedPart { part_number, etag })
+        Ok(CompletedPart {
+            part_number,
+            etag,
+            checksum_crc32c: None,
+        })
     }
 
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> StorageResult<()> {

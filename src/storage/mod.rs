@@ -21,7 +21,7 @@ pub use idle::transfers;
 pub use local::LocalStore;
 pub use read::ResumingRead;
 pub use retry::{abort_with_retries, with_retries};
-pub use s3::S3Store;
+pub use s3::{S3Store, crc32c_base64};
 pub use source::{ConfigSource, Purpose, ServerSource, SourceError, Target};
 
 use async_trait::async_trait;
@@ -136,6 +136,9 @@ pub type StorageResult<T> = Result<T, StorageError>;
 pub struct CompletedPart {
     pub part_number: u32,
     pub etag: String,
+    /// The part's CRC32C (base64, as `x-amz-checksum-crc32c`) when it was
+    /// sent with one; listed again in the completion.
+    pub checksum_crc32c: Option<String>,
 }
 
 /// What `head` and `list` report about an object.

@@ -24,6 +24,12 @@ pub enum Fault {
     /// Hold every UploadPart (a PUT with `partNumber=`) this long before
     /// forwarding it: a slow link, so a test can act mid-upload.
     DelayParts(std::time::Duration),
+    /// Flip one byte in the body of the first part upload (a PUT with
+    /// `partNumber=`) on its way to the server: damage in transit.
+    FlipByteInFirstPart,
+    /// Remove `x-amz-checksum-*` headers from every answer: a server that
+    /// ignores part checksums.
+    HideChecksums,
 }
 
 /// One request seen by the proxy.
@@ -33,6 +39,18 @@ pub struct Seen {
     pub target: String,
     /// The reply was withheld from the client.
     pub dropped: bool,
+    /// Request headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body was altered on the way.
+    pub damaged: bool,
+    /// The status code of the server's answer, once it came.
+    pub status: Option<u16>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 pub struct HttpProxy {
@@ -66,7 +84,7 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut writer = client;
     loop {
-        let Some((head, body)) = read_request(&mut reader) else {
+        let Some((head, mut body)) = read_request(&mut reader) else {
             return;
         };
         let request_line = head.lines().next().unwrap_or_default().to_string();
@@ -81,15 +99,30 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
                 .split_once('?')
                 .is_some_and(|(_, q)| q.split('&').any(|p| p == "uploads" || p == "uploads="));
         let is_part = method == "PUT" && target.contains("partNumber=");
-        let drop_reply = {
+        let headers: Vec<(String, String)> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let (drop_reply, index) = {
             let mut log = log.lock().unwrap();
             let drop = fault == Fault::DropFirstCompleteReply && is_complete && !log.iter().any(|s| s.dropped);
+            let damage =
+                fault == Fault::FlipByteInFirstPart && is_part && !body.is_empty() && !log.iter().any(|s| s.damaged);
+            if damage {
+                let mid = body.len() / 2;
+                body[mid] ^= 0x01;
+            }
             log.push(Seen {
                 method,
                 target,
                 dropped: drop,
+                headers,
+                damaged: damage,
+                status: None,
             });
-            drop
+            (drop, log.len() - 1)
         };
         if let Fault::DelayParts(delay) = fault
             && is_part
@@ -103,9 +136,19 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
         let Some(response) = forward(upstream, &head, &body) else {
             return;
         };
+        let status = std::str::from_utf8(&response[..response.len().min(16)])
+            .ok()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok());
+        log.lock().unwrap()[index].status = status;
         if drop_reply {
             return; // the server did the work; the client never hears of it
         }
+        let response = if fault == Fault::HideChecksums {
+            without_checksum_headers(response)
+        } else {
+            response
+        };
         if writer.write_all(&response).is_err() {
             return;
         }
@@ -156,6 +199,22 @@ fn forward(upstream: &str, head: &str, body: &[u8]) -> Option<Vec<u8>> {
     let mut response = Vec::new();
     server.read_to_end(&mut response).ok()?;
     Some(strip_connection_close(response))
+}
+
+/// The response without `x-amz-checksum-*` headers.
+fn without_checksum_headers(response: Vec<u8>) -> Vec<u8> {
+    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return response;
+    };
+    let head = String::from_utf8_lossy(&response[..end]);
+    let mut out: Vec<u8> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("x-amz-checksum"))
+        .flat_map(|l| format!("{l}\r\n").into_bytes())
+        .collect();
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&response[end + 4..]);
+    out
 }
 
 /// The client keeps its connection: drop the `Connection: close` the
