@@ -575,4 +575,6 @@ pub fn check<R: Read + Send>(input: R, limits: &ExtractLimits) -> Result<Archive
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;

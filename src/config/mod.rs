@@ -41,4 +41,6 @@ pub use validate::{build, read_secret_file};
 pub use crate::layout::is_safe_name;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;

@@ -19,6 +19,9 @@ mod dump;
 mod import;
 pub mod wp_config;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use client::{ClientDefaults, client_command, dump_command, find_tool, remove_stale_client_dirs};
 pub use dump::{DatabaseDump, DumpInfo, dump};
 pub use import::{ImportInto, ImportReport, import_dump};
