@@ -51,6 +51,7 @@ pub mod layout;
 pub mod lock;
 pub mod pipeline;
 pub mod process;
+pub mod protocol;
 pub mod reconcile;
 pub mod restore;
 pub mod retention;
