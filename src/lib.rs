@@ -49,6 +49,7 @@ pub mod hooks;
 pub mod install;
 pub mod layout;
 pub mod lock;
+pub mod master;
 pub mod pipeline;
 pub mod process;
 pub mod protocol;
@@ -57,6 +58,7 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod signals;
+pub mod sqlite;
 pub mod storage;
 pub mod telemetry;
 
