@@ -48,9 +48,9 @@ pub mod paths {
 /// Bytes per decimal gigabyte, the unit of every `*_gb` field.
 pub const BYTES_PER_GB: f64 = 1e9;
 
-/// Convert a `*_gb` value to bytes (rounded down).
+/// Convert a `*_gb` value to bytes (rounded to the nearest byte).
 pub fn gb_to_bytes(gb: f64) -> u64 {
-    (gb * BYTES_PER_GB) as u64
+    (gb * BYTES_PER_GB).round() as u64
 }
 
 /// Convert bytes to a `*_gb` value.

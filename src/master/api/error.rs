@@ -155,7 +155,19 @@ fn data_error(path: String, inner: &serde_json::Error) -> ApiError {
             format!("unknown field {field:?}"),
         );
     }
-    let field = (path != "." && !path.is_empty()).then(|| path.chars().take(100).collect::<String>());
+    let missing = msg
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(|name| {
+            if path == "." || path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            }
+        });
+    let field = missing
+        .or_else(|| (path != "." && !path.is_empty()).then_some(path))
+        .map(|f| f.chars().take(100).collect::<String>());
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidValue,
