@@ -61,7 +61,10 @@ fn reconcile_dry_run_changes_nothing_then_a_real_run_corrects_usage_and_aborts_s
     let stale_key = format!("{node}/{site}/shop_20250109_083000.tar.zst");
     let upload = rig.s3api(&["create-multipart-upload", "--bucket", bucket, "--key", &stale_key]);
     let upload_id = upload["UploadId"].as_str().unwrap().to_string();
-    assert_eq!(rig.pending_uploads(bucket, &format!("{node}/")), vec![stale_key.clone()]);
+    assert_eq!(
+        rig.pending_uploads(bucket, &format!("{node}/")),
+        vec![stale_key.clone()]
+    );
 
     let reconcile = |dry: bool| {
         let (status, report) = m.admin(
@@ -82,7 +85,10 @@ fn reconcile_dry_run_changes_nothing_then_a_real_run_corrects_usage_and_aborts_s
     assert_eq!(dry["unknown_objects"], json!([]), "{dry}");
     // Nothing changed.
     assert_eq!(usage(&m, pid, &node), (json!(3000), json!(3000), json!(3000)));
-    assert_eq!(rig.pending_uploads(bucket, &format!("{node}/")), vec![stale_key.clone()]);
+    assert_eq!(
+        rig.pending_uploads(bucket, &format!("{node}/")),
+        vec![stale_key.clone()]
+    );
 
     let real = reconcile(false);
     assert_eq!(real["dry_run"], false);

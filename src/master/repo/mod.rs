@@ -30,7 +30,7 @@ use std::time::Duration;
 /// File name of the database in the state directory.
 pub const DB_FILE: &str = "master.db";
 /// Reader connections kept open.
-const MAX_IDLE_READERS: usize = 16;
+const MAX_IDLE_READERS: usize = 64;
 
 pub struct Repo {
     path: PathBuf,
