@@ -137,7 +137,11 @@ async fn run_one(
         .arg(command)
         // In the site directory; in `/` when it is missing (an on_error
         // hook of a site whose volume is not mounted must still run).
-        .current_dir(if ctx.site_path.is_dir() { ctx.site_path } else { std::path::Path::new("/") })
+        .current_dir(if ctx.site_path.is_dir() {
+            ctx.site_path
+        } else {
+            std::path::Path::new("/")
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
