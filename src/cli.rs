@@ -52,11 +52,11 @@ pub enum Command {
     Config(ConfigCommand),
     /// Node mode: this host as a node of a master
     #[command(subcommand)]
-    Node(NodeCommand),
+    Node(NodeModeCommand),
 }
 
 #[derive(Debug, Subcommand)]
-pub enum NodeCommand {
+pub enum NodeModeCommand {
     /// Master reachability, node and site uuids, quotas and usage, the outbox and the last sync
     Status,
 }

@@ -64,7 +64,7 @@ async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyh
         Command::Verify(args) => verify::run(&config, args, cli.json).await,
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Daemon => crate::daemon::run(opts.clone(), config).await,
-        Command::Node(crate::cli::NodeCommand::Status) => node::status(&config, cli.json).await,
+        Command::Node(crate::cli::NodeModeCommand::Status) => node::status(&config, cli.json).await,
         Command::List(_) | Command::Config(_) => unreachable!("loaded and run by `run`"),
     }
 }
