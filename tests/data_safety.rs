@@ -139,7 +139,11 @@ fn a_cloned_host_cannot_touch_the_originals_archives() {
     // plans to remove the older, but its metadata names the original.
     let out = clone.cmd().args(["--json", "prune"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("written by another installation"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("written by another installation"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(rig.keys(&bucket, &prefix), before, "nothing changed in the bucket");
 }
 
