@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod daemon;
 mod fixtures;
 pub mod http_proxy;
 mod throttle;
