@@ -252,11 +252,17 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A shell pipeline that fails when any of its stages fails (`bash -c`
+/// with `set -o pipefail`, so a `zstd` error is not hidden by `tar`).
+pub fn pipeline(script: &str) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(format!("set -euo pipefail; {script}"));
+    cmd
+}
+
 /// `zstd -dc FILE | tar -tf -`: entry names, with stock tools.
 pub fn tar_listing(archive: &Path) -> Vec<String> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("zstd -dc '{}' | tar -tf -", archive.display()))
+    let out = pipeline(&format!("zstd -dc '{}' | tar -tf -", archive.display()))
         .output()
         .unwrap();
     assert!(out.status.success(), "zstd|tar failed: {}", stderr(&out));
@@ -411,20 +417,18 @@ impl Drop for TestDb<'_> {
 /// `zstd -dc FILE | tar -x -C DIR` with stock tools.
 pub fn extract(archive: &Path, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "zstd -dc '{}' | tar -x -C '{}'",
-            archive.display(),
-            dir.display()
-        ))
-        .output()
-        .unwrap();
+    let out = pipeline(&format!(
+        "zstd -dc '{}' | tar -x -C '{}'",
+        archive.display(),
+        dir.display()
+    ))
+    .output()
+    .unwrap();
     assert!(out.status.success(), "zstd|tar -x failed: {}", stderr(&out));
 }
 
 impl Rig {
-    /// `aws` environment for shell pipelines (`sh -c "aws … | zstd …"`).
+    /// `aws` environment for shell pipelines (`pipeline("aws … | zstd …")`).
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
