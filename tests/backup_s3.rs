@@ -376,3 +376,78 @@ fn a_server_dying_mid_upload_fails_over_and_leaves_nothing() {
     rig.download(&rig.buckets[1], complete[0]["key"].as_str().unwrap(), &file);
     assert_eq!(sha256_file(&file), complete[0]["sha256"].as_str().unwrap());
 }
+
+/// The limit crossed early in a multi-part upload: history makes the
+/// estimate tiny (the site's last archive was a few hundred bytes), so the
+/// server is tried, and the 30 MB archive crosses its 10 MB limit at the
+/// second part. The upload stops there, long before half the archive has
+/// gone out (bytes counted at a proxy), leaves nothing behind, and the
+/// archive goes to the next server.
+#[test]
+fn a_limit_crossed_mid_upload_stops_it_before_half_the_archive_is_sent() {
+    use common::http_proxy::{Fault, HttpProxy};
+    let rig = Rig::get();
+    let mut ws = Workspace::new("midlimit");
+    let site = ws.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.php"), b"<?php\n").unwrap();
+    ws.write_config(&site_toml("blog", &site));
+    let proxy = HttpProxy::start(&rig.endpoint, Fault::None);
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([
+        ("S3_SERVER_1_ENDPOINT".to_string(), proxy.url.clone()),
+        ("S3_SERVER_1_STORAGE_LIMIT_GB".to_string(), "0.01".to_string()),
+    ]);
+    ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let small: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(small["results"][0]["archive"]["server_id"], 1, "{small}");
+    assert!(small["results"][0]["archive"]["size_bytes"].as_u64().unwrap() < 10_000);
+
+    std::fs::write(site.join("media.bin"), random(30_000_000)).unwrap();
+    let seen_before = proxy.seen().len();
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["results"][0];
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{report}");
+    assert_eq!(attempts[0]["outcome"], "failed", "{report}");
+    assert!(
+        attempts[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not enough space on"),
+        "{report}"
+    );
+    assert_eq!(r["archive"]["server_id"], 2, "{report}");
+    let size = r["archive"]["size_bytes"].as_u64().unwrap();
+    assert!(size > 30_000_000, "{report}");
+
+    let parts: Vec<usize> = proxy.seen()[seen_before..]
+        .iter()
+        .filter(|s| s.method == "PUT" && s.target.contains("partNumber="))
+        .map(|s| s.body_len)
+        .collect();
+    let sent: usize = parts.iter().sum();
+    assert!(!parts.is_empty(), "the upload to server 1 had begun");
+    assert!(
+        (sent as u64) < size / 2,
+        "{sent} bytes in {} parts went to server 1 for a {size}-byte archive",
+        parts.len()
+    );
+    // Server 1 holds only the first archive and its checksum: no part of
+    // the second, no open upload.
+    let prefix = format!("{}/", ws.host_id);
+    let first = small["results"][0]["archive"]["key"].as_str().unwrap();
+    let mut expected = vec![first.to_string(), format!("{first}.sha256")];
+    expected.sort();
+    let left: Vec<String> = rig
+        .data_keys(&rig.buckets[0], &prefix)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, expected);
+    assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
+}

@@ -617,3 +617,77 @@ fn a_killed_dump_leaves_no_password_file_after_the_next_start() {
         .status();
     daemon.wait().unwrap();
 }
+
+/// Hooks never see storage credentials: a `before` and an `after` hook
+/// that dump their environment (`env`) find no `S3_SERVER_*` variable and
+/// none of the secret values, whether they came from the process
+/// environment or from the dotenv file. (Holds for a hook environment
+/// built by removing variables or by allowing a few.)
+#[test]
+fn hooks_get_no_storage_credentials_in_their_environment() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("hook-env");
+    let site = ws.make_site("site", 1000);
+    let (before, after) = (ws.path().join("before.env"), ws.path().join("after.env"));
+    ws.write_config(&site_toml(
+        "blog",
+        &site,
+        &format!(
+            "[sites.hooks]\nbefore = ['env > {}']\nafter = ['env > {}']\n",
+            before.display(),
+            after.display()
+        ),
+    ));
+    // Server 1 from the process environment, server 2 from `./.env`.
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    let file_secret = "dotenv-secret-9f8e7d6c5b4a";
+    let file_access = "GKdotenvaccesskey0123456789";
+    std::fs::write(
+        ws.path().join(".env"),
+        format!(
+            "S3_SERVER_2_ENDPOINT=http://127.0.0.1:1\nS3_SERVER_2_REGION=garage\n\
+             S3_SERVER_2_ACCESS_KEY={file_access}\nS3_SERVER_2_SECRET_KEY={file_secret}\n\
+             S3_SERVER_2_BUCKET=nowhere\n"
+        ),
+    )
+    .unwrap();
+    let out = ws.cmd().args(["servers"]).output().unwrap();
+    assert!(
+        stdout(&out).contains("Configured S3 servers: 2"),
+        "the dotenv file is read: {}",
+        stdout(&out)
+    );
+
+    let (code, r, log) = backup(&ws, "blog");
+    assert_eq!(code, 0, "{r}\n{log}");
+    assert_eq!(r["outcome"], "success", "{r}");
+    for (file, stage) in [(&before, "before"), (&after, "after")] {
+        let env = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{stage} hook wrote nothing: {e}"));
+        // It is the hook's environment …
+        assert!(env.lines().any(|l| l == "SITEBACKUP_SITE=blog"), "{stage}: {env}");
+        assert!(
+            env.lines().any(|l| l == format!("SITEBACKUP_HOOK={stage}")),
+            "{stage}: {env}"
+        );
+        // … without the storage credentials.
+        let leaked: Vec<&str> = env
+            .lines()
+            .filter(|l| l.starts_with("S3_SERVER_"))
+            .map(|l| l.split('=').next().unwrap_or_default())
+            .collect();
+        assert!(leaked.is_empty(), "{stage} hook sees {leaked:?}");
+        for (what, secret) in [
+            ("the S3 secret key", rig.secret_key.as_str()),
+            ("the S3 access key", rig.access_key.as_str()),
+            ("the dotenv secret key", file_secret),
+            ("the dotenv access key", file_access),
+        ] {
+            let names: Vec<&str> = env
+                .lines()
+                .filter(|l| l.contains(secret))
+                .map(|l| l.split('=').next().unwrap_or_default())
+                .collect();
+            assert!(names.is_empty(), "{stage} hook sees {what} in {names:?}");
+        }
+    }
+}

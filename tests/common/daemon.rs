@@ -77,10 +77,8 @@ impl Drop for Daemon {
 
 pub fn spawn_daemon(ws: &Workspace, notify: &NotifySocket, extra_env: &[(&str, &str)]) -> Daemon {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sitebackup"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
-            cmd.env_remove(k);
-        }
+    for k in super::inherited_settings() {
+        cmd.env_remove(k);
     }
     cmd.arg("--config").arg(ws.path().join("config.toml")).arg("daemon");
     cmd.envs(&ws.env)

@@ -132,6 +132,16 @@ impl Rig {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Variables of the test process the binary must not inherit: its own
+/// settings (`S3_SERVER_*`, `SITEBACKUP_*`) and the rig's (`SB_TEST_*`,
+/// which hold the rig's credentials).
+pub fn inherited_settings() -> Vec<String> {
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") || k.starts_with("SB_TEST_"))
+        .collect()
+}
+
 /// A private working area: config, state dir, a site tree and a unique
 /// host id (so tests sharing a bucket never see each other's objects).
 pub struct Workspace {
@@ -184,14 +194,12 @@ impl Workspace {
         path
     }
 
-    /// The real binary with this workspace's config and env only: S3
-    /// variables of the calling environment are removed.
+    /// The real binary with this workspace's config and env only: the
+    /// calling environment's settings are removed ([`inherited_settings`]).
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("sitebackup").unwrap();
-        for (k, _) in std::env::vars() {
-            if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
-                cmd.env_remove(k);
-            }
+        for k in inherited_settings() {
+            cmd.env_remove(k);
         }
         cmd.current_dir(self.path());
         cmd.env("NO_COLOR", "1");
@@ -204,10 +212,8 @@ impl Workspace {
     /// child the test signals or kills.
     pub fn spawn_cmd(&self) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sitebackup"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
-                cmd.env_remove(k);
-            }
+        for k in inherited_settings() {
+            cmd.env_remove(k);
         }
         cmd.current_dir(self.path());
         cmd.env("NO_COLOR", "1");
