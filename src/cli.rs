@@ -50,6 +50,15 @@ pub enum Command {
     /// Configuration commands
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Node mode: this host as a node of a master
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Master reachability, node and site uuids, quotas and usage, the outbox and the last sync
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

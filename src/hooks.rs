@@ -135,7 +135,13 @@ async fn run_one(
     let mut cmd = tokio::process::Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)
-        .current_dir(ctx.site_path)
+        // In the site directory; in `/` when it is missing (an on_error
+        // hook of a site whose volume is not mounted must still run).
+        .current_dir(if ctx.site_path.is_dir() {
+            ctx.site_path
+        } else {
+            std::path::Path::new("/")
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
