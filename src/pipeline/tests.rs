@@ -143,6 +143,12 @@ struct Fixed(Vec<Target>);
 
 #[async_trait]
 impl ServerSource for Fixed {
+    fn placement(&self) -> Option<crate::layout::Placement> {
+        Some(crate::layout::Placement::Standalone {
+            host_id: "retry-host".into(),
+        })
+    }
+
     async fn servers(&self, _purpose: Purpose) -> Result<Vec<Target>, SourceError> {
         Ok(self.0.clone())
     }
