@@ -53,6 +53,9 @@ pub enum Command {
     /// The central master: providers, node credentials, usage (reads only [master_server])
     #[command(subcommand)]
     Master(MasterCommand),
+    /// Node mode: this host as a node of a master
+    #[command(subcommand)]
+    Node(NodeModeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +106,12 @@ pub enum NodeCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeModeCommand {
+    /// Master reachability, node and site uuids, quotas and usage, the outbox and the last sync
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

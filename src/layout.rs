@@ -163,7 +163,8 @@ impl ArchiveKey {
         )
     }
 
-    fn new(placement: Placement, site: &str, at: DateTime<Utc>) -> Self {
+    /// A key at `placement` (standalone or node layout).
+    pub fn new(placement: Placement, site: &str, at: DateTime<Utc>) -> Self {
         let created_at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
         Self {
             placement,

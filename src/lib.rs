@@ -50,6 +50,7 @@ pub mod install;
 pub mod layout;
 pub mod lock;
 pub mod master;
+pub mod node;
 pub mod pipeline;
 pub mod process;
 pub mod protocol;

@@ -116,3 +116,85 @@ fn config_check_lists_every_problem_without_secrets() {
     assert!(all.contains("<redacted>"), "{all}");
     assert!(!all.contains(&rig.secret_key), "secret leaked:\n{all}");
 }
+
+/// One missing site does not block the others: a warning at load time
+/// (`config check` exits 0 and names it, `list` works), an error only for a
+/// backup of that site, whose on_error hook runs while the other site is
+/// stored. (Before: every command exited 2.)
+#[test]
+fn a_missing_site_fails_only_its_own_backup() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("missing-site");
+    let good = ws.make_site("good", 1000);
+    let gone = ws.path().join("unmounted");
+    let marker = ws.path().join("on-error-ran");
+    ws.write_config(&format!(
+        "[[sites]]\nname = \"good\"\npath = \"{}\"\n\n[[sites]]\nname = \"gone\"\npath = \"{}\"\n[sites.hooks]\non_error = [\"touch {}\"]\n",
+        good.display(),
+        gone.display(),
+        marker.display()
+    ));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+
+    let out = ws.cmd().args(["config", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sites[gone].path") && stderr(&out).contains("not a readable directory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ws.cmd().args(["list"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = ws.cmd().args(["--json", "backup", "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{v}");
+    let by = |name: &str| results.iter().find(|r| r["site"] == name).unwrap();
+    assert_eq!(by("good")["outcome"], "success", "{v}");
+    let error = by("gone")["error"].as_str().unwrap();
+    assert!(
+        error.contains("is missing or not a directory — is the volume mounted?"),
+        "{error}"
+    );
+    assert!(marker.exists(), "the on_error hook of the missing site did not run");
+}
+
+/// Usage errors say what is wrong and exit 2; they are not configuration
+/// errors. (Before: "error: invalid configuration", and `list --site
+/// nosuch` exited 0 with "No archives".)
+#[test]
+fn usage_errors_name_the_problem() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("usage");
+    let a = ws.make_site("a", 100);
+    ws.write_config(&format!(
+        "[[sites]]\nname = \"a\"\npath = \"{}\"\n\n[[sites]]\nname = \"b\"\npath = \"{}\"\n",
+        a.display(),
+        a.display()
+    ));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    for (args, needle) in [
+        (
+            vec!["prune", "--site", "nosuch"],
+            "unknown site \"nosuch\"; configured: a, b",
+        ),
+        (vec!["backup", "nosuch"], "unknown site \"nosuch\"; configured: a, b"),
+        (vec!["verify"], "name the archives to verify"),
+        (vec!["list", "--site", "nosuch"], "unknown site \"nosuch\""),
+    ] {
+        let out = ws.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("error: {needle}")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("invalid configuration"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -7,9 +7,11 @@
 //! `spawn_blocking`. Nothing here ever stores a credential; error texts
 //! come from classified storage errors, which never include one.
 
+mod node;
 mod ops;
 mod state;
 
+pub use node::{OutboxEntry, OutboxKind};
 pub use ops::{ImportedArchive, UploadingRow};
 pub use state::{ArchiveStatus, AttemptOutcome, Condition, RunOutcome, SuspectCause, VerifyOutcome};
 
@@ -114,6 +116,28 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE s3_archives DROP COLUMN verify_ok;
     ALTER TABLE s3_archives ADD COLUMN suspect TEXT CHECK (suspect IN ('empty_site','shrunk'));
     ALTER TABLE s3_archives ADD COLUMN suspect_reason TEXT;
+    "#,
+    // 4: node mode. The site uuids the master assigned, the reports waiting
+    // for the master (the outbox), and the node's sync state.
+    r#"
+    CREATE TABLE node_sites (
+        site          TEXT PRIMARY KEY,
+        site_uuid     TEXT NOT NULL,
+        registered_at TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT NOT NULL CHECK (kind IN ('stored','deleted')),
+        key        TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE TABLE node_state (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     "#,
 ];
 

@@ -1,11 +1,11 @@
 //! `backup [SITE...] [--all]`: run [`BackupJob`]s now, one site at a time.
 
+use super::UsageError;
 use crate::catalog::Catalog;
 use crate::catalog::RunOutcome;
 use crate::cli::BackupArgs;
-use crate::config::{Config, ConfigError, Problem};
+use crate::config::Config;
 use crate::pipeline::{BackupJob, BackupReport, Progress};
-use crate::storage::{ConfigSource, ServerSource};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +14,7 @@ use std::time::Duration;
 pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Result<u8> {
     let sites = select_sites(config, args)?;
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    let source: Arc<dyn ServerSource> = Arc::new(ConfigSource::new(config, Some(catalog.clone())));
+    let master = crate::node::client(config).transpose()?;
     let install = Arc::new(crate::install::load_or_create(&config.state_dir)?);
     let config = Arc::new(config.clone());
     let cancel = crate::signals::cancel_on_interrupt("Interrupted: aborting the running upload.");
@@ -24,17 +24,20 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
     for site in sites {
         let progress = Arc::new(Progress::default());
         let bar = show_bar.then(|| progress_bar(&site.name, progress.clone()));
+        // Standalone: the configured servers; node mode: a fresh lease.
+        let servers = crate::node::BackupSource::for_site(&config, &catalog, &site).await;
         let job = BackupJob {
             config: config.clone(),
             site,
             catalog: catalog.clone(),
-            source: source.clone(),
+            source: servers.source.clone(),
             install: install.clone(),
             trigger: "manual",
             progress,
             cancel: cancel.clone(),
         };
         let report = job.run().await;
+        servers.report(&catalog, master.as_ref(), &report).await;
         if let Some((bar, ticker)) = bar {
             ticker.abort();
             bar.finish_and_clear();
@@ -66,49 +69,25 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
     Ok(if failed { crate::EXIT_FAILED } else { 0 })
 }
 
-fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, ConfigError> {
+fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, UsageError> {
     if args.all {
         if config.sites.is_empty() {
-            return Err(ConfigError::Invalid(vec![Problem {
-                key: "sites".into(),
-                env: None,
-                message: "no [[sites]] are configured".into(),
-            }]));
+            return Err(UsageError("no [[sites]] are configured: nothing to back up".into()));
         }
         return Ok(config.sites.clone());
     }
     if args.sites.is_empty() {
-        return Err(ConfigError::Invalid(vec![Problem {
-            key: "sites".into(),
-            env: None,
-            message: "name the sites to back up, or pass --all".into(),
-        }]));
+        return Err(UsageError("name the sites to back up, or pass --all".into()));
     }
-    let mut problems = Vec::new();
-    let mut out = Vec::new();
-    for name in &args.sites {
-        match config.site(name) {
-            Some(s) => out.push(s.clone()),
-            None => problems.push(Problem {
-                key: "sites".into(),
-                env: None,
-                message: format!(
-                    "no site named {name:?} is configured (known: {})",
-                    config
-                        .sites
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(ConfigError::Invalid(problems))
-    }
+    args.sites
+        .iter()
+        .map(|name| {
+            config
+                .site(name)
+                .cloned()
+                .ok_or_else(|| UsageError::unknown_site(name, config))
+        })
+        .collect()
 }
 
 fn progress_bar(site: &str, progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {

@@ -10,8 +10,14 @@ pub fn run(loaded: Result<Config, ConfigError>, json: bool) -> u8 {
     };
     let redacted = config.redacted();
     if json {
-        println!("{}", serde_json::json!({ "valid": true, "config": redacted }));
+        println!(
+            "{}",
+            serde_json::json!({ "valid": true, "warnings": config.warnings, "config": redacted })
+        );
         return 0;
+    }
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
     }
     match toml_text(&redacted) {
         Ok(text) => {

@@ -4,33 +4,32 @@
 
 use crate::catalog::{Catalog, Condition};
 use crate::cli::PruneArgs;
-use crate::config::{Config, ConfigError, Problem};
+use crate::config::Config;
 use crate::retention::prune_site;
-use crate::storage::ConfigSource;
 use std::sync::Arc;
 
 pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Result<u8> {
     let sites: Vec<_> = match &args.site {
-        Some(name) => vec![config.site(name).cloned().ok_or_else(|| {
-            ConfigError::Invalid(vec![Problem {
-                key: "sites".into(),
-                env: None,
-                message: format!("no site named {name:?} is configured"),
-            }])
-        })?],
+        Some(name) => vec![
+            config
+                .site(name)
+                .cloned()
+                .ok_or_else(|| super::UsageError::unknown_site(name, config))?,
+        ],
         None => config.sites.clone(),
     };
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    let source = ConfigSource::new(config, Some(catalog.clone()));
+    let source = crate::node::read_source(config, &catalog);
     let install = crate::install::load_or_create(&config.state_dir)?;
     let now = chrono::Utc::now();
     let mut failed = false;
     let mut docs = Vec::new();
     for site in &sites {
-        let (plan, results) = prune_site(&source, &install, &catalog, site, now, args.dry_run)
+        let (plan, results) = prune_site(source.as_ref(), &install, &catalog, site, now, args.dry_run)
             .await
             .map_err(anyhow::Error::msg)?;
         failed |= results.iter().any(|r| !r.deleted);
+        crate::node::report_pruned(config, &catalog, &results).await;
         if json {
             docs.push(serde_json::json!({
                 "site": site.name,

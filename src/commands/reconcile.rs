@@ -9,7 +9,7 @@ use crate::install::{self, Installation, Ownership};
 use crate::layout::{ArchiveKey, Owner};
 use crate::lock::SiteLock;
 use crate::reconcile::{self, ApplyReport, PlanInput, ServerPlan};
-use crate::storage::{self, ConfigSource, ObjectStore, Purpose, ServerSource, Target, with_retries};
+use crate::storage::{self, ObjectStore, Purpose, Target, with_retries};
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -33,7 +33,7 @@ struct ServerResult {
 pub async fn run(config: &Config, args: &ReconcileArgs, json: bool) -> anyhow::Result<u8> {
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let install = crate::install::load_or_create(&config.state_dir)?;
-    let targets = ConfigSource::new(config, Some(catalog.clone()))
+    let targets = crate::node::read_source(config, &catalog)
         .servers(Purpose::Read)
         .await?;
     let current = config.owner();

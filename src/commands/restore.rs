@@ -8,7 +8,6 @@ use crate::cli::RestoreArgs;
 use crate::config::Config;
 use crate::database;
 use crate::restore::{self, DownloadProgress, RestoreOptions, RestoreReport};
-use crate::storage::ConfigSource;
 use anyhow::Context;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -18,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 pub async fn run(config: &Config, args: &RestoreArgs, json: bool) -> anyhow::Result<u8> {
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    let source = ConfigSource::new(config, Some(catalog.clone()));
-    let located = restore::locate(&source, &catalog, &args.archive).await?;
+    let source = crate::node::read_source(config, &catalog);
+    let located = restore::locate(source.as_ref(), &catalog, &args.archive).await?;
     let cancel = interrupt_token();
     let progress = Arc::new(DownloadProgress::default());
     let bar = (!json && std::io::stderr().is_terminal()).then(|| download_bar(&located.key, progress.clone()));

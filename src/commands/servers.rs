@@ -3,7 +3,7 @@
 use super::mb;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::storage::{ConfigSource, Purpose, ServerSource};
+use crate::storage::Purpose;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -25,7 +25,9 @@ struct ServerReport {
 pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let prefix = config.owner().prefix();
-    let targets = ConfigSource::new(config, Some(catalog)).servers(Purpose::Read).await?;
+    let targets = crate::node::read_source(config, &catalog)
+        .servers(Purpose::Read)
+        .await?;
     let checks = targets.iter().map(|server| {
         let prefix = prefix.clone();
         async move {

@@ -7,15 +7,14 @@
 use super::restore::{download_bar, interrupt_token};
 use crate::catalog::{Catalog, ListFilter, VerifyOutcome};
 use crate::cli::VerifyArgs;
-use crate::config::{Config, ConfigError, Problem};
+use crate::config::Config;
 use crate::restore::{self, DownloadProgress, VerifyReport};
-use crate::storage::ConfigSource;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
 pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<u8> {
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
-    let source = ConfigSource::new(config, Some(catalog.clone()));
+    let source = crate::node::read_source(config, &catalog);
     let targets: Vec<String> = if args.all {
         let cat = catalog.clone();
         tokio::task::spawn_blocking(move || cat.list(&ListFilter::default()))
@@ -25,11 +24,9 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
             .map(|r| r.id.to_string())
             .collect()
     } else if args.archives.is_empty() {
-        return Err(ConfigError::Invalid(vec![Problem {
-            key: "archives".into(),
-            env: None,
-            message: "name the archives to verify (catalog ids or object keys), or pass --all".into(),
-        }])
+        return Err(super::UsageError(
+            "name the archives to verify (catalog ids or object keys), or pass --all".into(),
+        )
         .into());
     } else {
         args.archives.clone()
@@ -39,7 +36,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     let show_bar = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     for archive in &targets {
-        let report = match restore::locate(&source, &catalog, archive).await {
+        let report = match restore::locate(source.as_ref(), &catalog, archive).await {
             Err(e) => VerifyReport::failed(archive, e.to_string()),
             Ok(located) => {
                 let progress = Arc::new(DownloadProgress::default());

@@ -1,6 +1,6 @@
 //! The validated configuration: what the rest of the program reads.
 
-use super::{DatabaseConfig, Endpoint, RetentionPolicy, Secret};
+use super::{DatabaseConfig, Endpoint, Mode, NodeConfig, RetentionPolicy, Secret};
 use crate::layout::{LOCAL_ENDPOINT, ServerRef};
 use crate::schedule::Schedule;
 use globset::GlobSet;
@@ -44,6 +44,10 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     /// The TOML file the config came from, if any.
     pub source: Option<PathBuf>,
+    /// Standalone, or a node of a master.
+    pub mode: Mode,
+    /// What loading noticed without failing (logged by the caller).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,9 +223,21 @@ impl Config {
         self.sites.iter().find(|s| s.name == name)
     }
 
-    /// The part of every bucket this installation writes under.
+    /// The part of every bucket this installation writes under:
+    /// `{host_id}/`, or `{node_uuid}/` in node mode.
     pub fn owner(&self) -> crate::layout::Owner {
-        crate::layout::Owner::Host(self.host_id.clone())
+        match &self.mode {
+            Mode::Standalone => crate::layout::Owner::Host(self.host_id.clone()),
+            Mode::Node(node) => crate::layout::Owner::Node(node.node_uuid.clone()),
+        }
+    }
+
+    /// The `[master]` settings in node mode.
+    pub fn node(&self) -> Option<&NodeConfig> {
+        match &self.mode {
+            Mode::Node(node) => Some(node),
+            Mode::Standalone => None,
+        }
     }
 
     /// The configured server holding objects at `location`.

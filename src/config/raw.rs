@@ -21,6 +21,10 @@ pub struct RawConfig {
     pub sites: Vec<RawSite>,
     /// `sitebackup master`'s settings; only the `master` commands read it.
     pub master_server: Option<super::master::RawMasterServer>,
+    /// `standalone` (default) or `node`.
+    pub mode: Option<String>,
+    /// The master a node gets its credentials from.
+    pub master: Option<super::node::RawMaster>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,8 +14,23 @@ pub struct RedactedConfig {
     pub upload: UploadConfig,
     pub daemon: DaemonConfig,
     pub network: NetworkConfig,
+    /// `standalone` or `node`.
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<RedactedMaster>,
     pub servers: Vec<RedactedServer>,
     pub sites: Vec<RedactedSite>,
+}
+
+/// `[master]` of a node; the token itself is never shown.
+#[derive(Debug, Serialize)]
+pub struct RedactedMaster {
+    pub url: String,
+    pub node_uuid: String,
+    pub token_file: PathBuf,
+    pub ca_file: Option<PathBuf>,
+    pub sync_interval_secs: u64,
+    pub retry_secs: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +80,15 @@ impl Config {
             upload: self.upload.clone(),
             daemon: self.daemon.clone(),
             network: self.network,
+            mode: if self.node().is_some() { "node" } else { "standalone" },
+            master: self.node().map(|n| RedactedMaster {
+                url: n.url.to_string(),
+                node_uuid: n.node_uuid.clone(),
+                token_file: n.token_file.clone(),
+                ca_file: n.ca_file.clone(),
+                sync_interval_secs: n.sync_interval_secs,
+                retry_secs: n.retry_secs,
+            }),
             servers: self
                 .servers
                 .iter()

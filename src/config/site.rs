@@ -6,7 +6,12 @@ use super::*;
 use crate::schedule::Schedule;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-pub(super) fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Problem>) -> Option<SiteConfig> {
+pub(super) fn build_site(
+    idx: usize,
+    raw: raw::RawSite,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Option<SiteConfig> {
     let before = problems.len();
     let label = raw.name.clone().unwrap_or_else(|| idx.to_string());
     let key = |f: &str| format!("sites[{label}].{f}");
@@ -34,15 +39,19 @@ pub(super) fn build_site(idx: usize, raw: raw::RawSite, problems: &mut Vec<Probl
             ));
             None
         }
-        Some(p) if !p.is_dir() => {
-            problems.push(problem(
-                key("path"),
-                None,
-                format!("{} is not a readable directory", p.display()),
-            ));
-            None
+        Some(p) => {
+            // A missing site (an unmounted volume, a site being moved) must
+            // not stop the other sites, restore or list: a warning here, and
+            // an error only for a backup of this site.
+            if !p.is_dir() {
+                warnings.push(format!(
+                    "{}: {} is not a readable directory; backups of this site will fail until it is",
+                    key("path"),
+                    p.display()
+                ));
+            }
+            Some(p)
         }
-        Some(p) => Some(p),
         None => {
             problems.push(problem(key("path"), None, "missing (required)"));
             None

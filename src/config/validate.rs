@@ -43,6 +43,15 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         },
     };
     let upload = build_upload(&raw.upload, env, &mut problems);
+    let mut warnings = Vec::new();
+    let mode = match super::node::build_mode(raw.mode, raw.master, env) {
+        Ok(mode) => mode,
+        Err(found) => {
+            problems.extend(found);
+            Mode::Standalone
+        }
+    };
+    let node_mode = matches!(mode, Mode::Node(_));
     let mut daemon = DaemonConfig::default();
     match env
         .get("SITEBACKUP_DRAIN_TIMEOUT_SECS")
@@ -115,7 +124,14 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         let toml = by_id.remove(&id).unwrap_or_default();
         by_id.insert(id, merge_server(toml, env_server));
     }
-    if by_id.is_empty() {
+    if node_mode && !by_id.is_empty() {
+        // Seed 001: the legacy storage config is ignored in node mode.
+        warnings.push(format!(
+            "node mode: the {} locally configured server(s) ([[servers]], S3_SERVER_N_*) are ignored; storage comes from the master",
+            by_id.len()
+        ));
+        by_id.clear();
+    } else if by_id.is_empty() && !node_mode {
         problems.push(problem(
             "servers",
             Some("S3_SERVER_1_ENDPOINT".into()),
@@ -130,7 +146,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
     let mut sites = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (idx, s) in raw.sites.into_iter().enumerate() {
-        if let Some(site) = build_site(idx, s, &mut problems) {
+        if let Some(site) = build_site(idx, s, &mut problems, &mut warnings) {
             if !seen.insert(site.name.clone()) {
                 problems.push(problem(
                     format!("sites[{}].name", site.name),
@@ -155,6 +171,8 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
             servers,
             sites,
             source: None,
+            mode,
+            warnings,
         })
     } else {
         Err(ConfigError::Invalid(problems))

@@ -29,6 +29,7 @@ use liveness::{HEARTBEAT, Heartbeat, watched};
 pub(crate) mod notify;
 mod recover;
 mod scheduler;
+mod sync;
 
 use crate::catalog::Catalog;
 use crate::catalog::RunOutcome;
@@ -36,7 +37,6 @@ use crate::config::{self, Config, LoadOptions};
 use crate::install::Installation;
 use crate::pipeline::{BackupJob, Progress};
 use crate::signals::{Signal, SignalStream};
-use crate::storage::ConfigSource;
 use chrono::{DateTime, Utc};
 use scheduler::{Gate, Schedules, Tick};
 use std::collections::HashSet;
@@ -68,6 +68,10 @@ struct Shared {
     jobs: mpsc::UnboundedSender<Job>,
     /// This installation (see [`crate::install`]).
     install: Arc<Installation>,
+    /// Node mode: when the last sync with the master succeeded.
+    last_sync: Mutex<Option<String>>,
+    /// Node mode: sync now (SIGHUP).
+    sync_now: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -98,9 +102,14 @@ impl Shared {
 
     fn idle_status(&self, config: &Config) -> String {
         let last = lock(&self.last).clone().unwrap_or_else(|| "no backup yet".into());
-        match next_run(config, Utc::now()) {
+        let status = match next_run(config, Utc::now()) {
             Some((at, site)) => format!("Idle. Last: {last}. Next: {site} at {}", crate::catalog::fmt_time(at)),
             None => format!("Idle. Last: {last}. No site scheduled"),
+        };
+        match (config.node().is_some(), lock(&self.last_sync).clone()) {
+            (false, _) => status,
+            (true, Some(at)) => format!("{status}. Last sync: {at}"),
+            (true, None) => format!("{status}. Not synced with the master yet"),
         }
     }
 }
@@ -135,6 +144,8 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
         gate: Mutex::new(Gate::default()),
         jobs: jobs_tx,
         install,
+        last_sync: Mutex::new(None),
+        sync_now: Arc::new(tokio::sync::Notify::new()),
     });
     if config.daemon.catch_up {
         catch_up(&config, &catalog, &shared).await;
@@ -160,6 +171,13 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
         abort_job.clone(),
     ));
     let watchdog = tokio::spawn(watchdog(shared.clone(), stop.child_token()));
+    let syncer = tokio::spawn(sync::sync_loop(
+        config_rx.clone(),
+        catalog.clone(),
+        shared.clone(),
+        shared.sync_now.clone(),
+        stop.child_token(),
+    ));
 
     notify::ready();
     notify::status(&shared.idle_status(&config_rx.borrow()));
@@ -167,7 +185,10 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
 
     while let Some(signal) = signals.recv().await {
         match signal {
-            Signal::Hangup => reload(&opts, &config_tx, &shared),
+            Signal::Hangup => {
+                reload(&opts, &config_tx, &shared);
+                shared.sync_now.notify_one();
+            }
             Signal::Terminate | Signal::Interrupt => {
                 info!("{} received: shutting down.", signal.name());
                 break;
@@ -207,7 +228,7 @@ pub async fn run(opts: LoadOptions, config: Config) -> anyhow::Result<u8> {
             }
         }
     }
-    for (name, task) in [("scheduler", scheduler), ("watchdog", watchdog)] {
+    for (name, task) in [("scheduler", scheduler), ("watchdog", watchdog), ("sync", syncer)] {
         if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
             warn!(task = name, "Task did not stop in time.");
         }
@@ -294,17 +315,29 @@ async fn runner(
                 };
                 notify::status(&format!("Backing up {site} ({trigger})"));
                 let progress = Arc::new(Progress::default());
-                let job = BackupJob {
-                    config: config.clone(),
-                    site: site_cfg.clone(),
-                    catalog: catalog.clone(),
-                    source: Arc::new(ConfigSource::new(&config, Some(catalog.clone()))),
-                    install: shared.install.clone(),
-                    trigger,
-                    progress: progress.clone(),
-                    cancel: abort_job.clone(),
+                let work = async {
+                    // Node mode may wait on the master here (registering a
+                    // new site): a step within its retry time.
+                    let retry = config.node().map_or(0, |n| n.retry_secs);
+                    let step = progress.step(Duration::from_secs(retry + 60));
+                    let servers = crate::node::BackupSource::for_site(&config, &catalog, &site_cfg).await;
+                    drop(step);
+                    let job = BackupJob {
+                        config: config.clone(),
+                        site: site_cfg.clone(),
+                        catalog: catalog.clone(),
+                        source: servers.source.clone(),
+                        install: shared.install.clone(),
+                        trigger,
+                        progress: progress.clone(),
+                        cancel: abort_job.clone(),
+                    };
+                    let report = job.run().await;
+                    let master = crate::node::client(&config).and_then(Result::ok);
+                    servers.report(&catalog, master.as_ref(), &report).await;
+                    report
                 };
-                let report = watched(&shared.heartbeat, &mut tick, &progress, stall, job.run()).await;
+                let report = watched(&shared.heartbeat, &mut tick, &progress, stall, work).await;
                 lock(&shared.pending).remove(&site);
                 let summary = match (&report.archive, report.outcome) {
                     (Some(a), outcome) => {
@@ -365,9 +398,10 @@ async fn pruning(
 }
 
 async fn prune(config: &Config, catalog: &Arc<Catalog>, install: &Installation, site: &config::SiteConfig) {
-    let source = ConfigSource::new(config, Some(catalog.clone()));
-    match crate::retention::prune_site(&source, install, catalog, site, Utc::now(), false).await {
+    let source = crate::node::read_source(config, catalog);
+    match crate::retention::prune_site(source.as_ref(), install, catalog, site, Utc::now(), false).await {
         Ok((plan, results)) => {
+            crate::node::report_pruned(config, catalog, &results).await;
             let deleted = results.iter().filter(|r| r.deleted).count();
             if !plan.remove.is_empty() {
                 info!(site = %site.name, kept = plan.keep.len(), deleted, "Retention applied.");

@@ -21,7 +21,7 @@
 use crate::catalog::{Catalog, UploadingRow};
 use crate::config::Config;
 use crate::lock::SiteLock;
-use crate::storage::{self, ConfigSource, ObjectStore, Purpose, ServerSource, Target};
+use crate::storage::{self, ObjectStore, Purpose, Target};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +31,12 @@ use tracing::{info, warn};
 const STEP: Duration = Duration::from_secs(20);
 
 pub(super) async fn recover_after_crash(config: &Config, catalog: &Arc<Catalog>) {
-    let source = ConfigSource::new(config, Some(catalog.clone()));
-    let targets = source.servers(Purpose::Read).await.unwrap_or_default();
+    // In node mode this asks the master for a read lease; an unreachable
+    // master leaves recovery to the next start or `reconcile`.
+    let targets = crate::node::read_source(config, catalog)
+        .servers(Purpose::Read)
+        .await
+        .unwrap_or_default();
     let mut held: BTreeMap<String, SiteLock> = BTreeMap::new();
     for site in &config.sites {
         if let Ok(l) = SiteLock::try_acquire(&config.state_dir, &site.name) {

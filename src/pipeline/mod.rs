@@ -19,6 +19,8 @@
 //! stored, `on_error` hooks after a failure (see [`crate::hooks`]).
 
 mod plan;
+#[cfg(test)]
+mod tests;
 mod upload;
 
 pub use plan::{
@@ -111,6 +113,9 @@ pub struct ArchiveDone {
     pub sha256: String,
     /// Set when the archive was marked suspect (see [`judge_archive`]).
     pub suspect: Option<SuspectCause>,
+    /// The server it is on (a master's provider is told by it).
+    #[serde(skip)]
+    pub location: crate::layout::ServerRef,
 }
 
 /// The outcome of one site's backup.
@@ -209,6 +214,12 @@ impl BackupJob {
         let run_id = blocking(move || cat.start_run(&name, trigger)).await?;
         report.run_id = Some(run_id);
 
+        if !site.path.is_dir() {
+            return Err(format!(
+                "site directory {} is missing or not a directory — is the volume mounted?",
+                site.path.display()
+            ));
+        }
         self.before_hooks(report).await?;
         // Held until the run ends; dropping it deletes the spool file.
         let dump = self.dump_database().await?;

@@ -115,6 +115,7 @@ impl BackupJob {
                         size_bytes: stored.size,
                         sha256: stored.sha256,
                         suspect: stored.suspicion.as_ref().map(|s| s.cause),
+                        location: server.location.clone(),
                     },
                     stats,
                 ))
@@ -312,7 +313,13 @@ impl BackupJob {
     /// The archive's key ([`ArchiveKey`]), with `-N` added in the rare
     /// case that key is already taken.
     async fn unique_key(&self, now: DateTime<Utc>) -> Result<String, AttemptError> {
-        let base = ArchiveKey::standalone(&self.config.host_id, &self.site.name, now);
+        // Where keys go (`{host_id}/…`, or `{node_uuid}/{site_uuid}/…` in node
+        // mode) is the source's to say: a lease names the site's uuid.
+        let placement = self
+            .source
+            .placement()
+            .ok_or_else(|| AttemptError::Internal("the server source gave no key placement".into()))?;
+        let base = ArchiveKey::new(placement, &self.site.name, now);
         for n in 0..100 {
             let candidate = base.clone().with_seq(n).to_string();
             let cat = self.catalog.clone();

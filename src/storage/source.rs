@@ -11,7 +11,7 @@
 use super::{LocalStore, ObjectStore, S3Store, StorageError};
 use crate::catalog::Catalog;
 use crate::config::{Config, NetworkConfig, ServerConfig, ServerKind};
-use crate::layout::ServerRef;
+use crate::layout::{Placement, ServerRef};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -93,6 +93,11 @@ pub trait ServerSource: Send + Sync {
     /// Every server, in the order of trial, with limit and usage.
     async fn servers(&self, purpose: Purpose) -> Result<Vec<Target>, SourceError>;
 
+    /// Where the archives written through this source go in the layout:
+    /// `{host_id}/…`, or `{node_uuid}/{site_uuid}/…` for a node's lease.
+    /// Known once [`servers`](Self::servers) succeeded for an upload.
+    fn placement(&self) -> Option<Placement>;
+
     /// The server holding objects at `location`, if it is still one of
     /// this source's servers.
     async fn server_at(&self, location: &ServerRef) -> Result<Option<Target>, SourceError> {
@@ -109,6 +114,7 @@ pub struct ConfigSource {
     servers: Vec<ServerConfig>,
     network: NetworkConfig,
     catalog: Option<Arc<Catalog>>,
+    host_id: String,
 }
 
 impl ConfigSource {
@@ -119,6 +125,7 @@ impl ConfigSource {
             servers: config.servers.clone(),
             network: config.network,
             catalog,
+            host_id: config.host_id.clone(),
         }
     }
 }
@@ -142,8 +149,31 @@ impl Target {
     }
 }
 
+impl Target {
+    /// A configured server whose store is already open: for a source that
+    /// wraps or shares stores (the pipeline's tests inject faults this
+    /// way). Name, identity and limit come from `server`.
+    pub fn with_store(server: &ServerConfig, usage_bytes: u64, store: Arc<dyn ObjectStore>) -> Target {
+        Target {
+            id: server.id,
+            name: server.to_string(),
+            location: server.server_ref(),
+            is_local: matches!(server.kind, ServerKind::Local { .. }),
+            limit_bytes: server.storage_limit_bytes,
+            usage_bytes,
+            store: Ok(store),
+        }
+    }
+}
+
 #[async_trait]
 impl ServerSource for ConfigSource {
+    fn placement(&self) -> Option<Placement> {
+        Some(Placement::Standalone {
+            host_id: self.host_id.clone(),
+        })
+    }
+
     async fn servers(&self, _purpose: Purpose) -> Result<Vec<Target>, SourceError> {
         if self.servers.is_empty() {
             return Err(SourceError::NoServers);

@@ -21,6 +21,9 @@ pub enum Fault {
     /// request is read and the connection held open, silent, for up to ten
     /// minutes. Plays a server that hangs.
     HangCreateUpload,
+    /// Hold every UploadPart (a PUT with `partNumber=`) this long before
+    /// forwarding it: a slow link, so a test can act mid-upload.
+    DelayParts(std::time::Duration),
 }
 
 /// One request seen by the proxy.
@@ -28,6 +31,8 @@ pub enum Fault {
 pub struct Seen {
     pub method: String,
     pub target: String,
+    /// Bytes of the request's body (`Content-Length`).
+    pub body_len: usize,
     /// The reply was withheld from the client.
     pub dropped: bool,
 }
@@ -77,16 +82,23 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
             && target
                 .split_once('?')
                 .is_some_and(|(_, q)| q.split('&').any(|p| p == "uploads" || p == "uploads="));
+        let is_part = method == "PUT" && target.contains("partNumber=");
         let drop_reply = {
             let mut log = log.lock().unwrap();
             let drop = fault == Fault::DropFirstCompleteReply && is_complete && !log.iter().any(|s| s.dropped);
             log.push(Seen {
                 method,
                 target,
+                body_len: body.len(),
                 dropped: drop,
             });
             drop
         };
+        if let Fault::DelayParts(delay) = fault
+            && is_part
+        {
+            std::thread::sleep(delay);
+        }
         if fault == Fault::HangCreateUpload && is_create {
             std::thread::sleep(std::time::Duration::from_secs(600));
             return;
