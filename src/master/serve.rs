@@ -119,6 +119,10 @@ pub async fn serve(cfg: &MasterServerConfig) -> MasterResult<()> {
                 }
             }
             _ = reconcile.tick() => {
+                if state.reconcile_lock.try_lock().is_err() {
+                    tracing::warn!("The previous reconciliation still runs; this one is skipped.");
+                    continue;
+                }
                 let state = state.clone();
                 tokio::spawn(async move {
                     if let Err(e) = super::reconcile::run(&state, false, state.stale_upload_after).await {

@@ -48,6 +48,24 @@ fn serve_notifies_systemd_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn serve_reconciles_on_its_own_schedule() {
+    let rig = crate::common::Rig::get();
+    let m = Master::start_with("scheduled", "reconcile_interval_secs = 1\n", Vec::new());
+    let pid = m.create_provider(&Master::provider_body(&rig, "p", &rig.buckets[3], true))["id"]
+        .as_i64()
+        .unwrap();
+    let (node, _) = m.add_node("web-scheduled");
+    // An object under the node's prefix that nobody reported: a scheduled
+    // (real) run counts it in the provider's usage.
+    crate::support::put_object(&rig, &rig.buckets[3], &format!("{node}/x/stray.bin"), 123, m.ws.path());
+    wait_for(30, "a scheduled reconciliation to set the usage", || {
+        let (_, p) = m.admin("GET", &format!("/api/v1/storage/providers/{pid}"), None);
+        (p["used_bytes"] == 123).then_some(())
+    });
+    assert!(m.log_text().contains("Reconciliation finished."));
+}
+
+#[test]
 fn serve_speaks_tls_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));

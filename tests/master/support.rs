@@ -48,8 +48,13 @@ impl Master {
         let mut ws = Workspace::new(name);
         ws.set_env(env);
         let port = free_port();
+        let interval = if extra.contains("reconcile_interval_secs") {
+            ""
+        } else {
+            "reconcile_interval_secs = 86400\n"
+        };
         let config = format!(
-            "[master_server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{}\"\nreconcile_interval_secs = 86400\n{extra}\n",
+            "[master_server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{}\"\n{interval}{extra}\n",
             ws.state_dir().display()
         );
         std::fs::write(ws.path().join("config.toml"), config).unwrap();
