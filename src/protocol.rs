@@ -48,9 +48,9 @@ pub mod paths {
 /// Bytes per decimal gigabyte, the unit of every `*_gb` field.
 pub const BYTES_PER_GB: f64 = 1e9;
 
-/// Convert a `*_gb` value to bytes (rounded down).
+/// Convert a `*_gb` value to bytes (rounded to the nearest byte).
 pub fn gb_to_bytes(gb: f64) -> u64 {
-    (gb * BYTES_PER_GB) as u64
+    (gb * BYTES_PER_GB).round() as u64
 }
 
 /// Convert bytes to a `*_gb` value.
@@ -277,7 +277,7 @@ pub struct Provider {
 
 /// `DELETE /api/v1/storage/providers/{id}?force=true`
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ForceQuery {
     /// Remove even when archives are recorded on it (their rows go too).
@@ -308,16 +308,23 @@ pub struct ProviderTestReport {
 
 /// `POST /api/v1/storage/reconcile?dry_run=true|false` (default `true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileQuery {
     #[serde(default = "yes")]
     pub dry_run: bool,
+    /// Multipart uploads open longer than this many seconds are stale
+    /// (default: the master's setting, two days).
+    #[serde(default)]
+    pub stale_upload_secs: Option<u64>,
 }
 
 impl Default for ReconcileQuery {
     fn default() -> Self {
-        Self { dry_run: true }
+        Self {
+            dry_run: true,
+            stale_upload_secs: None,
+        }
     }
 }
 
@@ -599,7 +606,7 @@ pub struct ArchiveAck {
 
 /// `DELETE /api/v1/node/archives?key=…`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveKeyQuery {
     pub key: String,

@@ -4,6 +4,7 @@
 mod backup;
 mod config_check;
 mod list;
+mod master;
 mod node;
 mod prune;
 mod reconcile;
@@ -32,6 +33,10 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Config(ConfigCommand::Check) => {
             return config_check::run(config::load_without_env_file(&opts), cli.json);
         }
+        Command::Master(command) => match config::load_master(&opts) {
+            Ok(master_config) => master::run(&master_config, command, cli.json).await,
+            Err(e) => return report_config_error(&e, cli.json),
+        },
         Command::List(args) => match config::load_state_dir(&opts) {
             // The site names, when the whole config loads: a configured site
             // with no archive yet is not an unknown one.
@@ -65,7 +70,7 @@ async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyh
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Daemon => crate::daemon::run(opts.clone(), config).await,
         Command::Node(crate::cli::NodeModeCommand::Status) => node::status(&config, cli.json).await,
-        Command::List(_) | Command::Config(_) => unreachable!("loaded and run by `run`"),
+        Command::List(_) | Command::Config(_) | Command::Master(_) => unreachable!("loaded and run by `run`"),
     }
 }
 
