@@ -432,3 +432,55 @@ fn a_revoked_token_is_a_clear_error() {
     assert!(text.contains("token revoked or invalid"), "{text}");
     assert!(!text.contains(&token), "the token was printed");
 }
+
+/// The node daemon: scheduled backups lease just in time, so the default
+/// switched on the master takes effect at the next run with no restart;
+/// STATUS= shows the last successful sync.
+#[test]
+fn the_node_daemon_follows_the_default_without_a_restart() {
+    use common::daemon::{NotifySocket, poll, spawn_daemon};
+    use std::time::Duration;
+    let rig = Rig::get();
+    let master = Master::start();
+    master.add_provider("one", &rig.endpoint, &rig.buckets[0], &rig, true);
+    let (node_uuid, token) = master.add_node("web7");
+    let ws0 = Workspace::new("node-daemon-site");
+    let site = ws0.make_site("site", 5_000);
+    let ws = node_workspace(
+        "node-daemon",
+        &master,
+        &node_uuid,
+        &token,
+        &site_toml("blog", &site, "schedule = \"*/3 * * * * *\""),
+    );
+    let notify = NotifySocket::new(ws.path());
+    let _daemon = spawn_daemon(&ws, &notify, &[]);
+    notify.wait_for("READY=1", 0, Duration::from_secs(30));
+    let prefix = format!("{node_uuid}/");
+    let archives = |bucket: &str| {
+        rig.keys(bucket, &prefix)
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".tar.zst"))
+            .count()
+    };
+    poll(
+        "a scheduled archive on the first default",
+        Duration::from_secs(60),
+        || (archives(&rig.buckets[0]) >= 1).then_some(()),
+    );
+    notify.wait_for("Last sync:", 0, Duration::from_secs(60));
+
+    let second = master.add_provider("two", &rig.endpoint, &rig.buckets[1], &rig, false);
+    let (status, v) = master.api(
+        "PATCH",
+        &format!("/api/v1/storage/providers/{second}"),
+        Some(&serde_json::json!({ "is_default": true })),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    poll(
+        "a scheduled archive on the new default",
+        Duration::from_secs(60),
+        || (archives(&rig.buckets[1]) >= 1).then_some(()),
+    );
+}
