@@ -50,12 +50,18 @@ pub enum Command {
     /// Configuration commands
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// The central master: providers, node credentials, usage (reads only [master_server])
-    #[command(subcommand)]
-    Master(MasterCommand),
     /// Node mode: this host as a node of a master
     #[command(subcommand)]
     Node(NodeModeCommand),
+    /// The central master: providers, node credentials, usage (reads only [master_server])
+    #[command(subcommand)]
+    Master(MasterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeModeCommand {
+    /// Master reachability, node and site uuids, quotas and usage, the outbox and the last sync
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,12 +112,6 @@ pub enum NodeCommand {
         #[arg(long)]
         force: bool,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum NodeModeCommand {
-    /// Master reachability, node and site uuids, quotas and usage, the outbox and the last sync
-    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub mod daemon;
 mod fixtures;
 pub mod http_proxy;
+pub mod master;
 
 mod throttle;
 #[allow(unused_imports)] // not every test binary uses every fixture
