@@ -52,13 +52,66 @@ pub enum Command {
     Config(ConfigCommand),
     /// Node mode: this host as a node of a master
     #[command(subcommand)]
+    Node(NodeModeCommand),
+    /// The central master: providers, node credentials, usage (reads only [master_server])
+    #[command(subcommand)]
+    Master(MasterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeModeCommand {
+    /// Master reachability, node and site uuids, quotas and usage, the outbox and the last sync
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterCommand {
+    /// Create the database and the Fernet key file; print the first super-admin token once
+    Init,
+    /// Run the API until SIGTERM (systemd Type=notify)
+    Serve,
+    /// Super-admin tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Nodes and their tokens
+    #[command(subcommand)]
     Node(NodeCommand),
+    /// Re-encrypt every provider key under a new key (safe while serve runs)
+    RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a super-admin token; printed once
+    Create {
+        /// A note to tell tokens apart in `token list`
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Every token (never the token itself)
+    List,
+    /// Revoke a token by its id (from `token list`)
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// Master reachability, node and site uuids, quotas and usage, the outbox and the last sync
-    Status,
+    /// Register a node; prints its node_uuid and token once
+    Add {
+        name: String,
+        /// Storage quota of the node, in GB (10^9 bytes)
+        #[arg(long, value_name = "GB")]
+        quota_gb: Option<f64>,
+    },
+    /// Every node with its usage and last contact
+    List,
+    /// Remove a node (by name or uuid), its sites and tokens
+    Remove {
+        node: String,
+        /// Also when archives are recorded for it (the records go, the objects stay)
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -49,6 +49,7 @@ pub mod hooks;
 pub mod install;
 pub mod layout;
 pub mod lock;
+pub mod master;
 pub mod node;
 pub mod pipeline;
 pub mod private;
@@ -59,6 +60,7 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod signals;
+pub mod sqlite;
 pub mod storage;
 pub mod telemetry;
 

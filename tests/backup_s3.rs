@@ -91,17 +91,7 @@ fn backup_lands_on_garage_and_reads_back_with_stock_tools() {
         "excluded file archived"
     );
     let extract = ws.path().join("extract");
-    std::fs::create_dir(&extract).unwrap();
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "zstd -dc '{}' | tar -x -C '{}'",
-            file.display(),
-            extract.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::extract(&file, &extract);
     assert_eq!(
         std::fs::read(extract.join("files/wp-content/uploads/2024/photo.bin")).unwrap(),
         std::fs::read(site.join("wp-content/uploads/2024/photo.bin")).unwrap()
@@ -258,7 +248,12 @@ fn every_server_failing_exits_1_with_no_complete_row() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("blog: FAILED"), "{}", stdout(&out));
     let rows = list_json(&ws, &["--all"]);
-    assert!(rows.iter().all(|r| r["status"] != "complete"), "{rows:?}");
+    // One row per server tried, each failed (none complete).
+    let statuses: Vec<(i64, &str)> = rows
+        .iter()
+        .map(|r| (r["server_id"].as_i64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [(1, "failed"), (2, "failed")], "{rows:?}");
 }
 
 #[test]
@@ -372,12 +367,9 @@ fn a_server_dying_mid_upload_fails_over_and_leaves_nothing() {
         "open upload on the dead server"
     );
     let rows = list_json(&ws, &["--all"]);
-    assert!(
-        rows.iter()
-            .filter(|r| r["server_id"] == 1)
-            .all(|r| r["status"] == "failed"),
-        "{rows:?}"
-    );
+    let on_1: Vec<_> = rows.iter().filter(|r| r["server_id"] == 1).collect();
+    assert_eq!(on_1.len(), 1, "one attempt on server 1: {rows:?}");
+    assert_eq!(on_1[0]["status"], "failed", "{rows:?}");
     let complete: Vec<_> = rows.iter().filter(|r| r["status"] == "complete").collect();
     assert_eq!(complete.len(), 1);
     assert_eq!(complete[0]["server_id"], 2);
@@ -385,4 +377,79 @@ fn a_server_dying_mid_upload_fails_over_and_leaves_nothing() {
     let file = ws.path().join("dl.tar.zst");
     rig.download(&rig.buckets[1], complete[0]["key"].as_str().unwrap(), &file);
     assert_eq!(sha256_file(&file), complete[0]["sha256"].as_str().unwrap());
+}
+
+/// The limit crossed early in a multi-part upload: history makes the
+/// estimate tiny (the site's last archive was a few hundred bytes), so the
+/// server is tried, and the 30 MB archive crosses its 10 MB limit at the
+/// second part. The upload stops there, long before half the archive has
+/// gone out (bytes counted at a proxy), leaves nothing behind, and the
+/// archive goes to the next server.
+#[test]
+fn a_limit_crossed_mid_upload_stops_it_before_half_the_archive_is_sent() {
+    use common::http_proxy::{Fault, HttpProxy};
+    let rig = Rig::get();
+    let mut ws = Workspace::new("midlimit");
+    let site = ws.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.php"), b"<?php\n").unwrap();
+    ws.write_config(&site_toml("blog", &site));
+    let proxy = HttpProxy::start(&rig.endpoint, Fault::None);
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([
+        ("S3_SERVER_1_ENDPOINT".to_string(), proxy.url.clone()),
+        ("S3_SERVER_1_STORAGE_LIMIT_GB".to_string(), "0.01".to_string()),
+    ]);
+    ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let small: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(small["results"][0]["archive"]["server_id"], 1, "{small}");
+    assert!(small["results"][0]["archive"]["size_bytes"].as_u64().unwrap() < 10_000);
+
+    std::fs::write(site.join("media.bin"), random(30_000_000)).unwrap();
+    let seen_before = proxy.seen().len();
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["results"][0];
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{report}");
+    assert_eq!(attempts[0]["outcome"], "failed", "{report}");
+    assert!(
+        attempts[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not enough space on"),
+        "{report}"
+    );
+    assert_eq!(r["archive"]["server_id"], 2, "{report}");
+    let size = r["archive"]["size_bytes"].as_u64().unwrap();
+    assert!(size > 30_000_000, "{report}");
+
+    let parts: Vec<usize> = proxy.seen()[seen_before..]
+        .iter()
+        .filter(|s| s.method == "PUT" && s.target.contains("partNumber="))
+        .map(|s| s.body_len)
+        .collect();
+    let sent: usize = parts.iter().sum();
+    assert!(!parts.is_empty(), "the upload to server 1 had begun");
+    assert!(
+        (sent as u64) < size / 2,
+        "{sent} bytes in {} parts went to server 1 for a {size}-byte archive",
+        parts.len()
+    );
+    // Server 1 holds only the first archive and its checksum: no part of
+    // the second, no open upload.
+    let prefix = format!("{}/", ws.host_id);
+    let first = small["results"][0]["archive"]["key"].as_str().unwrap();
+    let mut expected = vec![first.to_string(), format!("{first}.sha256")];
+    expected.sort();
+    let left: Vec<String> = rig
+        .data_keys(&rig.buckets[0], &prefix)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, expected);
+    assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
 }

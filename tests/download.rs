@@ -175,3 +175,65 @@ fn a_download_cut_half_way_resumes_with_a_range_request() {
         "{shaped:?}"
     );
 }
+
+/// A real SIGINT (Ctrl-C) to `restore` half-way through a slow download:
+/// it stops, says so, exits 1, and leaves the target as it found it (here
+/// an empty directory): no published entry, no partial tree.
+#[test]
+fn sigint_mid_download_leaves_no_tree_behind() {
+    let s = setup("dl-sigint");
+    // About 20 s for the whole archive.
+    s.shape(Throttle {
+        rate: Some(s.size / 20),
+        ..Throttle::default()
+    });
+    let dir = s.ws.path().join("restored");
+    std::fs::create_dir(&dir).unwrap();
+    let log = s.ws.path().join("restore.log");
+    let mut child =
+        s.ws.spawn_cmd()
+            .args(["restore", &s.id.to_string(), "--to"])
+            .arg(&dir)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+    // Wait until the archive's bytes flow and the partial tree exists.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.proxy.shaped().is_empty() || entries_of(&dir).is_empty() {
+        assert!(Instant::now() < deadline, "the download never started");
+        assert!(child.try_wait().unwrap().is_none(), "restore ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let partial = entries_of(&dir);
+    assert!(
+        partial.len() == 1 && partial[0].starts_with(".sitebackup-partial-"),
+        "{partial:?}"
+    );
+    let sent = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = sent + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("restore did not stop within 10 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        entries_of(&dir).is_empty(),
+        "left in DIR: {:?}\n{err}",
+        entries_of(&dir)
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("Interrupted: stopping the download."), "{err}");
+    assert!(err.contains("partial tree was removed"), "{err}");
+    assert_eq!(s.proxy.shaped().len(), 1, "an interrupt is not resumed");
+}

@@ -4,6 +4,8 @@
 
 mod common;
 use common::*;
+use sitebackup::config::{Endpoint, S3Server, Secret, ServerConfig, ServerKind};
+use sitebackup::storage::Target;
 use std::collections::BTreeMap;
 
 fn site_toml(name: &str, path: &std::path::Path) -> String {
@@ -216,4 +218,113 @@ fn a_server_that_cannot_be_listed_is_reported_and_its_rows_are_left_alone() {
         rows[0]["status"], "complete",
         "rows are not marked missing on a listing error"
     );
+}
+
+/// More than one page of `ListObjectsV2` (Garage, like S3, answers at most
+/// 1,000 keys a page): 1,001 small archives under the prefix, each with a
+/// `complete` row. `list()` must follow the continuation token to the end,
+/// and reconcile, which marks rows `missing` from that listing, must find
+/// every one of them, the keys of the second page included.
+#[test]
+fn a_listing_longer_than_one_page_is_followed_to_its_end() {
+    use futures::StreamExt;
+    use sitebackup::catalog::{Catalog, ImportedArchive};
+    use sitebackup::layout::ServerRef;
+    const N: usize = 1_001;
+    const BODY: &[u8] = b"a small stand-in archive\n";
+    let rig = Rig::get();
+    let bucket = rig.buckets[3].clone();
+    let mut ws = Workspace::new("pages");
+    let site = ws.make_site("site", 1000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &bucket));
+    // The owner marker, the installation and a first archive.
+    let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = run_json(&ws, &["list"])[0].clone();
+    let location = ServerRef::new(first["endpoint"].as_str().unwrap(), first["bucket"].as_str().unwrap());
+    let prefix = format!("{}/", ws.host_id);
+
+    // The objects, uploaded in parallel; one a second from midnight.
+    let keys: Vec<String> = (0..N)
+        .map(|i| {
+            let (h, m, s) = (i / 3600, i / 60 % 60, i % 60);
+            format!("{prefix}2020/01/01/blog-backup-20200101-{h:02}{m:02}{s:02}.tar.zst")
+        })
+        .collect();
+    let server = ServerConfig {
+        id: 1,
+        storage_limit_bytes: 1_000_000_000,
+        kind: ServerKind::S3(S3Server {
+            endpoint: Endpoint::parse(&rig.endpoint).unwrap(),
+            region: rig.region.clone(),
+            bucket: bucket.clone(),
+            access_key: Secret::new(rig.access_key.clone()),
+            secret_key: Secret::new(rig.secret_key.clone()),
+            session_token: None,
+            path_style: true,
+        }),
+    };
+    let store = Target::from_config(&server, &Default::default(), 0).store().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let uploads: Vec<_> = rt.block_on(
+        futures::stream::iter(keys.clone())
+            .map(|k| {
+                let store = store.clone();
+                async move { store.put_small(&k, bytes::Bytes::from_static(BODY)).await }
+            })
+            .buffer_unordered(16)
+            .collect(),
+    );
+    assert!(
+        uploads.iter().all(Result::is_ok),
+        "{:?}",
+        uploads.iter().find(|r| r.is_err())
+    );
+    let catalog = Catalog::open(&ws.state_dir()).unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        catalog
+            .import_archive(&ImportedArchive {
+                site: "blog".into(),
+                server_id: 1,
+                location: location.clone(),
+                key: key.clone(),
+                size_bytes: BODY.len() as u64,
+                sha256: None,
+                created_at: format!("2020-01-01T{:02}:{:02}:{:02}Z", i / 3600, i / 60 % 60, i % 60),
+            })
+            .unwrap();
+    }
+    drop(catalog);
+
+    // Reconcile finds them all: nothing missing, nothing to import.
+    let v = run_json(&ws, &["reconcile"]);
+    let plan = &v["servers"][0]["plan"];
+    for list in ["missing", "imports", "size_mismatches"] {
+        let found = plan[list].as_array().unwrap();
+        assert!(
+            found.is_empty(),
+            "{list}: {} entries, first {:?}",
+            found.len(),
+            found.first()
+        );
+    }
+    // Every key, per an independent client (which pages by itself) …
+    let on_server: Vec<String> = rig.keys(&bucket, &prefix).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(on_server.len(), N + 3, "marker, first archive and its sidecar too");
+    // … and per `list()`, in the same order.
+    let listed: Vec<String> = rt
+        .block_on(store.list(&prefix))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(listed.len(), on_server.len());
+    assert_eq!(listed, on_server);
+    assert!(listed.contains(&keys[N - 1]));
+
+    let rows = run_json(&ws, &["list", "--all"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), N + 1);
+    assert!(rows.iter().all(|r| r["status"] == "complete"));
 }

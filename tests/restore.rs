@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn site_toml(name: &str, path: &Path) -> String {
     format!("[[sites]]\nname = \"{name}\"\npath = \"{}\"\n", path.display())
@@ -162,18 +161,16 @@ fn stock_tools_give_the_same_tree() {
 
     let theirs = b.ws.path().join("theirs");
     std::fs::create_dir(&theirs).unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "aws --endpoint-url '{}' s3 cp 's3://{}/{}' - | zstd -dc | tar -x -C '{}'",
-            b.rig.endpoint,
-            b.rig.buckets[0],
-            b.key,
-            theirs.display()
-        ))
-        .envs(b.rig.aws_env())
-        .output()
-        .unwrap();
+    let out = pipeline(&format!(
+        "aws --endpoint-url '{}' s3 cp 's3://{}/{}' - | zstd -dc | tar -x -C '{}'",
+        b.rig.endpoint,
+        b.rig.buckets[0],
+        b.key,
+        theirs.display()
+    ))
+    .envs(b.rig.aws_env())
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same_tree(&theirs.join("files"), &ours.join("files"));
     assert_same_tree(&b.site, &theirs.join("files"));

@@ -348,3 +348,111 @@ fn a_corrupt_archive_is_pruned_and_reported_but_a_failed_download_is_not_corrupt
     assert_eq!(row_of(&ws, newer_id)["status"], "deleted");
     assert_eq!(row_of(&ws, older_id)["status"], "complete");
 }
+
+/// What `prune` may change, read with independent tools: the keys under
+/// the prefix on each bucket (`aws`), the archive rows (SQLite) and the
+/// usage `servers --json` reports.
+#[derive(Debug, PartialEq)]
+struct World {
+    keys: Vec<Vec<String>>,
+    rows: Vec<(i64, String)>,
+    usage: u64,
+}
+
+fn world(rig: &Rig, ws: &Workspace, buckets: &[&str]) -> World {
+    let prefix = format!("{}/", ws.host_id);
+    let keys = buckets
+        .iter()
+        .map(|b| rig.keys(b, &prefix).into_iter().map(|(k, _)| k).collect())
+        .collect();
+    let db = rusqlite::Connection::open(ws.state_dir().join("catalog.db")).unwrap();
+    let rows = db
+        .prepare("SELECT id, status FROM s3_archives ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let out = ws.cmd().args(["--json", "servers"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let servers = json_of(&out)["servers"].clone();
+    assert_eq!(servers.as_array().unwrap().len(), 1, "{servers}");
+    World {
+        keys,
+        rows,
+        usage: servers[0]["usage_bytes"].as_u64().unwrap(),
+    }
+}
+
+/// `prune` through the binary, keep_last = 1 over three backups, plus one
+/// older archive on a server that is no longer configured. `--dry-run`
+/// changes nothing; `prune` deletes the two older objects **and** their
+/// `.sha256` sidecars, marks their rows `deleted` and lowers the usage,
+/// and leaves the archive on the unconfigured server in place, saying so
+/// (exit 1).
+#[test]
+fn prune_deletes_objects_and_sidecars_marks_rows_and_lowers_usage_but_not_with_dry_run() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("prune-cli");
+    let site = ws.make_site("site", 300_000);
+    ws.write_config(&site_toml(&site, 1));
+    let (gone, kept) = (rig.buckets[2].as_str(), rig.buckets[0].as_str());
+    // The oldest archive goes to a bucket that is then dropped from the
+    // configuration (server 1 now means another bucket).
+    ws.set_env(rig.server_env(1, gone));
+    let orphan = backup(&ws)["archive"].clone();
+    ws.set_env(rig.server_env(1, kept));
+    let archives: Vec<serde_json::Value> = (0..3).map(|_| backup(&ws)["archive"].clone()).collect();
+    let key = |a: &serde_json::Value| a["key"].as_str().unwrap().to_string();
+    let id = |a: &serde_json::Value| a["id"].as_i64().unwrap();
+
+    let before = world(&rig, &ws, &[kept, gone]);
+    assert_eq!(before.keys[0].len(), 7, "marker + 3 archives + 3 sidecars: {before:?}");
+    for a in &archives {
+        assert!(before.keys[0].contains(&format!("{}.sha256", key(a))), "{before:?}");
+    }
+    assert!(before.keys[1].contains(&key(&orphan)), "{before:?}");
+    assert_eq!(before.rows.len(), 4, "{before:?}");
+    assert!(before.rows.iter().all(|(_, s)| s == "complete"), "{before:?}");
+    let sizes: Vec<u64> = archives.iter().map(|a| a["size_bytes"].as_u64().unwrap()).collect();
+    assert_eq!(before.usage, sizes.iter().sum::<u64>());
+
+    let out = ws.cmd().args(["--json", "prune", "--dry-run"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let plan = &json_of(&out)["sites"][0];
+    assert_eq!(ids(&plan["keep"]), [id(&archives[2])], "{plan}");
+    assert_eq!(
+        ids(&plan["remove"]),
+        [id(&orphan), id(&archives[0]), id(&archives[1])],
+        "{plan}"
+    );
+    assert_eq!(world(&rig, &ws, &[kept, gone]), before, "--dry-run changed something");
+
+    let out = ws.cmd().arg("prune").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "one archive could not be removed: {text}");
+    let orphan_line = text.lines().find(|l| l.contains(&key(&orphan))).unwrap_or_default();
+    assert!(
+        orphan_line.contains("FAILED") && orphan_line.contains("no longer configured"),
+        "{text}"
+    );
+    let after = world(&rig, &ws, &[kept, gone]);
+    let newest = key(&archives[2]);
+    let mut expected = vec![
+        format!("{}/.sitebackup-owner", ws.host_id),
+        newest.clone(),
+        format!("{newest}.sha256"),
+    ];
+    expected.sort();
+    assert_eq!(
+        after.keys[0], expected,
+        "objects and sidecars of the pruned archives are gone"
+    );
+    assert_eq!(after.keys[1], before.keys[1], "the unconfigured server was touched");
+    let status_of = |a: &serde_json::Value| after.rows.iter().find(|(i, _)| *i == id(a)).unwrap().1.clone();
+    assert_eq!(status_of(&archives[0]), "deleted");
+    assert_eq!(status_of(&archives[1]), "deleted");
+    assert_eq!(status_of(&archives[2]), "complete");
+    assert_eq!(status_of(&orphan), "complete", "left in place, still recorded");
+    assert_eq!(after.usage, sizes[2], "usage counts only the kept archive");
+}

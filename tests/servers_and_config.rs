@@ -160,3 +160,41 @@ fn a_missing_site_fails_only_its_own_backup() {
     );
     assert!(marker.exists(), "the on_error hook of the missing site did not run");
 }
+
+/// Usage errors say what is wrong and exit 2; they are not configuration
+/// errors. (Before: "error: invalid configuration", and `list --site
+/// nosuch` exited 0 with "No archives".)
+#[test]
+fn usage_errors_name_the_problem() {
+    let rig = Rig::get();
+    let mut ws = Workspace::new("usage");
+    let a = ws.make_site("a", 100);
+    ws.write_config(&format!(
+        "[[sites]]\nname = \"a\"\npath = \"{}\"\n\n[[sites]]\nname = \"b\"\npath = \"{}\"\n",
+        a.display(),
+        a.display()
+    ));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    for (args, needle) in [
+        (
+            vec!["prune", "--site", "nosuch"],
+            "unknown site \"nosuch\"; configured: a, b",
+        ),
+        (vec!["backup", "nosuch"], "unknown site \"nosuch\"; configured: a, b"),
+        (vec!["verify"], "name the archives to verify"),
+        (vec!["list", "--site", "nosuch"], "unknown site \"nosuch\""),
+    ] {
+        let out = ws.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("error: {needle}")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("invalid configuration"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -554,28 +554,17 @@ fn row_to_archive(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveRow> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> CatalogResult<()> {
-    let err = |source| CatalogError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
-    let current: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(err)?;
-    let known = MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(CatalogError::TooNew {
+    crate::sqlite::migrate(conn, MIGRATIONS).map_err(|e| match e {
+        crate::sqlite::MigrateError::Sqlite(source) => CatalogError::Sqlite {
             path: path.to_path_buf(),
-            found: current,
+            source,
+        },
+        crate::sqlite::MigrateError::TooNew { found, known } => CatalogError::TooNew {
+            path: path.to_path_buf(),
+            found,
             known,
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction().map_err(err)?;
-        tx.execute_batch(sql).map_err(err)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
-        tx.commit().map_err(err)?;
-    }
-    Ok(())
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! `backup [SITE...] [--all]`: run [`BackupJob`]s now, one site at a time.
 
+use super::UsageError;
 use crate::catalog::Catalog;
 use crate::catalog::RunOutcome;
 use crate::cli::BackupArgs;
-use crate::config::{Config, ConfigError, Problem};
+use crate::config::Config;
 use crate::pipeline::{BackupJob, BackupReport, Progress};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -68,49 +69,25 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
     Ok(if failed { crate::EXIT_FAILED } else { 0 })
 }
 
-fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, ConfigError> {
+fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, UsageError> {
     if args.all {
         if config.sites.is_empty() {
-            return Err(ConfigError::Invalid(vec![Problem {
-                key: "sites".into(),
-                env: None,
-                message: "no [[sites]] are configured".into(),
-            }]));
+            return Err(UsageError("no [[sites]] are configured: nothing to back up".into()));
         }
         return Ok(config.sites.clone());
     }
     if args.sites.is_empty() {
-        return Err(ConfigError::Invalid(vec![Problem {
-            key: "sites".into(),
-            env: None,
-            message: "name the sites to back up, or pass --all".into(),
-        }]));
+        return Err(UsageError("name the sites to back up, or pass --all".into()));
     }
-    let mut problems = Vec::new();
-    let mut out = Vec::new();
-    for name in &args.sites {
-        match config.site(name) {
-            Some(s) => out.push(s.clone()),
-            None => problems.push(Problem {
-                key: "sites".into(),
-                env: None,
-                message: format!(
-                    "no site named {name:?} is configured (known: {})",
-                    config
-                        .sites
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(ConfigError::Invalid(problems))
-    }
+    args.sites
+        .iter()
+        .map(|name| {
+            config
+                .site(name)
+                .cloned()
+                .ok_or_else(|| UsageError::unknown_site(name, config))
+        })
+        .collect()
 }
 
 fn progress_bar(site: &str, progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {

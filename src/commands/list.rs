@@ -31,13 +31,36 @@ struct ListEntry<'a> {
     verify_ok: Option<bool>,
 }
 
-pub fn run(state_dir: &Path, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
+/// `configured`: the site names of the config, when it loads.
+pub fn run(state_dir: &Path, configured: Option<&[String]>, args: &ListArgs, json: bool) -> anyhow::Result<u8> {
     let catalog = Catalog::open(state_dir)?;
     let rows = catalog.list(&ListFilter {
         site: args.site.clone(),
         server_id: args.server,
         all_statuses: args.all,
     })?;
+    // `list` reads the catalog only (a broken config must not hide the
+    // archives), so a site is known when the catalog ever saw it.
+    if let Some(site) = &args.site
+        && rows.is_empty()
+        && !configured.is_some_and(|names| names.contains(site))
+        && catalog
+            .list(&ListFilter {
+                site: Some(site.clone()),
+                server_id: None,
+                all_statuses: true,
+            })?
+            .is_empty()
+    {
+        return Err(super::UsageError(match configured {
+            Some(names) => format!(
+                "unknown site {site:?}; configured: {}, and the catalog has no archive of it",
+                names.join(", ")
+            ),
+            None => format!("unknown site {site:?}: the catalog has no archive of it"),
+        })
+        .into());
+    }
     if json {
         let entries: Vec<ListEntry<'_>> = rows
             .iter()

@@ -4,6 +4,7 @@
 mod backup;
 mod config_check;
 mod list;
+mod master;
 mod node;
 mod prune;
 mod reconcile;
@@ -32,8 +33,19 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Config(ConfigCommand::Check) => {
             return config_check::run(config::load_without_env_file(&opts), cli.json);
         }
+        Command::Master(command) => match config::load_master(&opts) {
+            Ok(master_config) => master::run(&master_config, command, cli.json).await,
+            Err(e) => return report_config_error(&e, cli.json),
+        },
         Command::List(args) => match config::load_state_dir(&opts) {
-            Ok(state_dir) => list::run(&state_dir, args, cli.json),
+            // The site names, when the whole config loads: a configured site
+            // with no archive yet is not an unknown one.
+            Ok(state_dir) => {
+                let sites = config::load_without_env_file(&opts)
+                    .ok()
+                    .map(|c| c.sites.iter().map(|s| s.name.clone()).collect::<Vec<_>>());
+                list::run(&state_dir, sites.as_deref(), args, cli.json)
+            }
             Err(e) => return report_config_error(&e, cli.json),
         },
         _ => match config::load_without_env_file(&opts) {
@@ -57,8 +69,30 @@ async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyh
         Command::Verify(args) => verify::run(&config, args, cli.json).await,
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Daemon => crate::daemon::run(opts.clone(), config).await,
-        Command::Node(crate::cli::NodeCommand::Status) => node::status(&config, cli.json).await,
-        Command::List(_) | Command::Config(_) => unreachable!("loaded and run by `run`"),
+        Command::Node(crate::cli::NodeModeCommand::Status) => node::status(&config, cli.json).await,
+        Command::List(_) | Command::Config(_) | Command::Master(_) => unreachable!("loaded and run by `run`"),
+    }
+}
+
+/// A command line that asks for something that does not exist or makes
+/// no sense (`prune --site nosuch`, `verify` with nothing to verify): not a
+/// configuration problem. Printed as it is; exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub String);
+
+impl UsageError {
+    /// `unknown site "nosuch"; configured: a, b`.
+    pub(crate) fn unknown_site(name: &str, config: &config::Config) -> Self {
+        let known: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
+        UsageError(format!(
+            "unknown site {name:?}; configured: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
     }
 }
 
@@ -68,6 +102,13 @@ fn finish(result: anyhow::Result<u8>, json: bool) -> u8 {
         Err(e) => {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
                 return report_config_error(ce, json);
+            }
+            if let Some(usage) = e.downcast_ref::<UsageError>() {
+                if json {
+                    println!("{}", serde_json::json!({ "error": usage.0 }));
+                }
+                eprintln!("error: {usage}");
+                return EXIT_CONFIG;
             }
             tracing::error!("{e:#}");
             if json {

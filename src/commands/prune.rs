@@ -4,19 +4,18 @@
 
 use crate::catalog::{Catalog, Condition};
 use crate::cli::PruneArgs;
-use crate::config::{Config, ConfigError, Problem};
+use crate::config::Config;
 use crate::retention::prune_site;
 use std::sync::Arc;
 
 pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Result<u8> {
     let sites: Vec<_> = match &args.site {
-        Some(name) => vec![config.site(name).cloned().ok_or_else(|| {
-            ConfigError::Invalid(vec![Problem {
-                key: "sites".into(),
-                env: None,
-                message: format!("no site named {name:?} is configured"),
-            }])
-        })?],
+        Some(name) => vec![
+            config
+                .site(name)
+                .cloned()
+                .ok_or_else(|| super::UsageError::unknown_site(name, config))?,
+        ],
         None => config.sites.clone(),
     };
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);

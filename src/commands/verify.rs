@@ -7,7 +7,7 @@
 use super::restore::{download_bar, interrupt_token};
 use crate::catalog::{Catalog, ListFilter, VerifyOutcome};
 use crate::cli::VerifyArgs;
-use crate::config::{Config, ConfigError, Problem};
+use crate::config::Config;
 use crate::restore::{self, DownloadProgress, VerifyReport};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -24,11 +24,9 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
             .map(|r| r.id.to_string())
             .collect()
     } else if args.archives.is_empty() {
-        return Err(ConfigError::Invalid(vec![Problem {
-            key: "archives".into(),
-            env: None,
-            message: "name the archives to verify (catalog ids or object keys), or pass --all".into(),
-        }])
+        return Err(super::UsageError(
+            "name the archives to verify (catalog ids or object keys), or pass --all".into(),
+        )
         .into());
     } else {
         args.archives.clone()

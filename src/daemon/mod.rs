@@ -26,7 +26,7 @@
 mod liveness;
 
 use liveness::{HEARTBEAT, Heartbeat, watched};
-mod notify;
+pub(crate) mod notify;
 mod recover;
 mod scheduler;
 mod sync;

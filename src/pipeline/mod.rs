@@ -19,6 +19,8 @@
 //! stored, `on_error` hooks after a failure (see [`crate::hooks`]).
 
 mod plan;
+#[cfg(test)]
+mod tests;
 mod upload;
 
 pub use plan::{

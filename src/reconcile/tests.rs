@@ -81,10 +81,12 @@ fn another_installations_objects_and_uploads_are_left_alone() {
             PendingUpload {
                 key: K1.into(),
                 upload_id: "recorded".into(),
+                initiated: None,
             },
             PendingUpload {
                 key: K2.into(),
                 upload_id: "unknown".into(),
+                initiated: None,
             },
         ],
         details: [
@@ -225,14 +227,17 @@ fn uploads_of_running_backups_are_left_alone_and_others_aborted() {
             PendingUpload {
                 key: K2.into(),
                 upload_id: "live".into(),
+                initiated: None,
             },
             PendingUpload {
                 key: K3.into(),
                 upload_id: "stale".into(),
+                initiated: None,
             },
             PendingUpload {
                 key: "web10/2024/x.tar.zst".into(),
                 upload_id: "other-host".into(),
+                initiated: None,
             },
         ],
         ..Default::default()

@@ -238,15 +238,21 @@ impl ObjectStore for LocalStore {
             };
             for entry in entries {
                 let entry = entry?;
-                let Ok(info) = std::fs::read(entry.path().join("upload.json")) else {
+                let info_path = entry.path().join("upload.json");
+                let Ok(info) = std::fs::read(&info_path) else {
                     continue;
                 };
+                let initiated = std::fs::metadata(&info_path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(chrono::DateTime::<chrono::Utc>::from);
                 let info: serde_json::Value = serde_json::from_slice(&info).map_err(io::Error::other)?;
                 let key = info["key"].as_str().unwrap_or_default().to_string();
                 if key.starts_with(&prefix) {
                     out.push(PendingUpload {
                         key,
                         upload_id: entry.file_name().to_string_lossy().into_owned(),
+                        initiated,
                     });
                 }
             }

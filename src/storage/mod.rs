@@ -155,6 +155,8 @@ pub struct ObjectInfo {
 pub struct PendingUpload {
     pub key: String,
     pub upload_id: String,
+    /// When the upload was started, when the store says.
+    pub initiated: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub type ByteStream = BoxStream<'static, StorageResult<Bytes>>;

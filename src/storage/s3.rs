@@ -368,6 +368,9 @@ impl ObjectStore for S3Store {
             .map(|u| PendingUpload {
                 key: u.key,
                 upload_id: u.id,
+                initiated: chrono::DateTime::parse_from_rfc3339(&u.initiated)
+                    .ok()
+                    .map(|t| t.with_timezone(&chrono::Utc)),
             })
             .collect())
     }

@@ -149,6 +149,23 @@ impl Target {
     }
 }
 
+impl Target {
+    /// A configured server whose store is already open: for a source that
+    /// wraps or shares stores (the pipeline's tests inject faults this
+    /// way). Name, identity and limit come from `server`.
+    pub fn with_store(server: &ServerConfig, usage_bytes: u64, store: Arc<dyn ObjectStore>) -> Target {
+        Target {
+            id: server.id,
+            name: server.to_string(),
+            location: server.server_ref(),
+            is_local: matches!(server.kind, ServerKind::Local { .. }),
+            limit_bytes: server.storage_limit_bytes,
+            usage_bytes,
+            store: Ok(store),
+        }
+    }
+}
+
 #[async_trait]
 impl ServerSource for ConfigSource {
     fn placement(&self) -> Option<Placement> {

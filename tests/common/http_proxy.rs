@@ -37,6 +37,8 @@ pub enum Fault {
 pub struct Seen {
     pub method: String,
     pub target: String,
+    /// Bytes of the request's body (`Content-Length`).
+    pub body_len: usize,
     /// The reply was withheld from the client.
     pub dropped: bool,
     /// Request headers, names lower-cased.
@@ -117,6 +119,7 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
             log.push(Seen {
                 method,
                 target,
+                body_len: body.len(),
                 dropped: drop,
                 headers,
                 damaged: damage,

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod daemon;
 mod fixtures;
 pub mod http_proxy;
+pub mod master;
 
 mod throttle;
 #[allow(unused_imports)] // not every test binary uses every fixture
@@ -132,6 +134,16 @@ impl Rig {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Variables of the test process the binary must not inherit: its own
+/// settings (`S3_SERVER_*`, `SITEBACKUP_*`) and the rig's (`SB_TEST_*`,
+/// which hold the rig's credentials).
+pub fn inherited_settings() -> Vec<String> {
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") || k.starts_with("SB_TEST_"))
+        .collect()
+}
+
 /// A private working area: config, state dir, a site tree and a unique
 /// host id (so tests sharing a bucket never see each other's objects).
 pub struct Workspace {
@@ -184,14 +196,12 @@ impl Workspace {
         path
     }
 
-    /// The real binary with this workspace's config and env only: S3
-    /// variables of the calling environment are removed.
+    /// The real binary with this workspace's config and env only: the
+    /// calling environment's settings are removed ([`inherited_settings`]).
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("sitebackup").unwrap();
-        for (k, _) in std::env::vars() {
-            if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
-                cmd.env_remove(k);
-            }
+        for k in inherited_settings() {
+            cmd.env_remove(k);
         }
         cmd.current_dir(self.path());
         cmd.env("NO_COLOR", "1");
@@ -204,10 +214,8 @@ impl Workspace {
     /// child the test signals or kills.
     pub fn spawn_cmd(&self) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sitebackup"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("S3_SERVER_") || k.starts_with("SITEBACKUP_") {
-                cmd.env_remove(k);
-            }
+        for k in inherited_settings() {
+            cmd.env_remove(k);
         }
         cmd.current_dir(self.path());
         cmd.env("NO_COLOR", "1");
@@ -252,11 +260,17 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A shell pipeline that fails when any of its stages fails (`bash -c`
+/// with `set -o pipefail`, so a `zstd` error is not hidden by `tar`).
+pub fn pipeline(script: &str) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(format!("set -euo pipefail; {script}"));
+    cmd
+}
+
 /// `zstd -dc FILE | tar -tf -`: entry names, with stock tools.
 pub fn tar_listing(archive: &Path) -> Vec<String> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("zstd -dc '{}' | tar -tf -", archive.display()))
+    let out = pipeline(&format!("zstd -dc '{}' | tar -tf -", archive.display()))
         .output()
         .unwrap();
     assert!(out.status.success(), "zstd|tar failed: {}", stderr(&out));
@@ -411,20 +425,18 @@ impl Drop for TestDb<'_> {
 /// `zstd -dc FILE | tar -x -C DIR` with stock tools.
 pub fn extract(archive: &Path, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "zstd -dc '{}' | tar -x -C '{}'",
-            archive.display(),
-            dir.display()
-        ))
-        .output()
-        .unwrap();
+    let out = pipeline(&format!(
+        "zstd -dc '{}' | tar -x -C '{}'",
+        archive.display(),
+        dir.display()
+    ))
+    .output()
+    .unwrap();
     assert!(out.status.success(), "zstd|tar -x failed: {}", stderr(&out));
 }
 
 impl Rig {
-    /// `aws` environment for shell pipelines (`sh -c "aws … | zstd …"`).
+    /// `aws` environment for shell pipelines (`pipeline("aws … | zstd …")`).
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", self.access_key.clone()),

@@ -1,7 +1,9 @@
-//! A throttling HTTP/1.1 proxy for download tests: forwards to an upstream
+//! A throttling HTTP/1.1 proxy for transfer tests: forwards to an upstream
 //! S3 server on loopback and shapes the bodies of the responses to `GET`s
-//! of one kind of object (trickle at a rate, stall once, cut once), while
-//! everything else (uploads, HEAD, listings, sidecars) passes untouched.
+//! of one kind of object (trickle at a rate, stall once, cut once), and,
+//! when asked, the bodies of `PUT` requests (part uploads) to a rate, so
+//! that an upload takes as long as a test needs on any machine. Everything
+//! else (HEAD, listings, sidecars) passes untouched.
 //!
 //! Each connection carries one request: the proxy adds `Connection: close`
 //! to the request and the response (neither is signed), so it never has to
@@ -37,6 +39,9 @@ pub struct Throttle {
     /// The first shaped response is cut (both sockets closed) after this
     /// many body bytes.
     pub cut_after: Option<u64>,
+    /// Body bytes per second of every `PUT` request (a part upload or a
+    /// small object), per connection; `None`: full speed.
+    pub upload_rate: Option<u64>,
 }
 
 /// A request the proxy forwarded.
@@ -199,6 +204,7 @@ impl Shared {
         let target = parts.next().unwrap_or_default();
         let path = target.split('?').next().unwrap_or_default().to_string();
         let throttle = self.throttle.lock().unwrap().clone();
+        let is_put = method == "PUT";
         let shaped = method == "GET" && !throttle.path_suffix.is_empty() && path.ends_with(&throttle.path_suffix);
         let first = shaped && self.shaped.fetch_add(1, Ordering::SeqCst) == 0;
         self.seen.lock().unwrap().push(SeenRequest {
@@ -209,10 +215,17 @@ impl Shared {
         });
         server.write_all(&closing(&head))?;
         server.write_all(&rest)?;
-        // The rest of the request (a part's body) goes up as it comes.
+        // The rest of the request (a part's body) goes up as it comes, or
+        // at the upload rate.
         let (mut c_read, mut s_write) = (client.try_clone()?, server.try_clone()?);
+        // (A shaped part must take less than IO_TIMEOUT: the response is
+        // awaited with that timeout while the body trickles.)
+        let (upload_rate, already) = (throttle.upload_rate.filter(|_| is_put), rest.len() as u64);
         std::thread::spawn(move || {
-            let _ = io::copy(&mut c_read, &mut s_write);
+            let _ = match upload_rate {
+                Some(rate) => trickle(&mut c_read, &mut s_write, already, rate),
+                None => io::copy(&mut c_read, &mut s_write).map(drop),
+            };
         });
 
         let (head, rest) = read_head(&mut server)?;
@@ -273,6 +286,26 @@ fn shape(t: &Throttle, rest: &[u8], server: &mut TcpStream, client: &mut TcpStre
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
+        }
+    }
+}
+
+/// Copy `from` to `to` at `rate` bytes per second, counting `already`
+/// bytes as sent at the start, in pieces of a twentieth of a second.
+fn trickle(from: &mut TcpStream, to: &mut TcpStream, already: u64, rate: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; (rate / 20).max(1) as usize];
+    let started = Instant::now();
+    let mut sent = already;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+        sent += n as u64;
+        let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
         }
     }
 }
