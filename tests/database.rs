@@ -645,7 +645,8 @@ fn hooks_get_no_storage_credentials_in_their_environment() {
             after.display()
         ),
     ));
-    // Server 1 from the process environment, server 2 from `./.env`.
+    // Server 1 from the process environment, server 2 from the env file
+    // (named: a `./.env` is never read implicitly).
     ws.set_env(rig.server_env(1, &rig.buckets[0]));
     let file_secret = "dotenv-secret-9f8e7d6c5b4a";
     let file_access = "GKdotenvaccesskey0123456789";
@@ -658,14 +659,22 @@ fn hooks_get_no_storage_credentials_in_their_environment() {
         ),
     )
     .unwrap();
-    let out = ws.cmd().args(["servers"]).output().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ws.path().join(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = ws.cmd().args(["--env-file", ".env", "servers"]).output().unwrap();
     assert!(
         stdout(&out).contains("Configured S3 servers: 2"),
         "the dotenv file is read: {}",
         stdout(&out)
     );
 
-    let (code, r, log) = backup(&ws, "blog");
+    let out = ws
+        .cmd()
+        .args(["--env-file", ".env", "--json", "backup", "blog"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, r, log) = (out.status.code().unwrap(), report["results"][0].clone(), stderr(&out));
     assert_eq!(code, 0, "{r}\n{log}");
     assert_eq!(r["outcome"], "success", "{r}");
     for (file, stage) in [(&before, "before"), (&after, "after")] {

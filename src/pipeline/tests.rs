@@ -170,6 +170,7 @@ fn config(dir: &Path, servers: u32, retries: u32) -> Config {
         dir.join("state").display()
     );
     for id in 1..=servers {
+        std::fs::create_dir_all(dir.join(format!("server{id}"))).unwrap();
         text.push_str(&format!(
             "[[servers]]\nid = {id}\ntype = \"local\"\npath = \"{}\"\n\n",
             dir.join(format!("server{id}")).display()
