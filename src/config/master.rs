@@ -6,7 +6,7 @@
 //! the node's `SITEBACKUP_MASTER_*` (its `[master]` table).
 
 use super::env::parse_bool;
-use super::problem::{Problem, problem};
+use super::problem::{Problem, Setting, problem, seconds};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -114,28 +114,12 @@ pub fn build_master(
     };
     let allow_plain_http = flag("allow_plain_http", raw.allow_plain_http);
     let mut secs = |name: &str, toml: Option<u64>, default: u64, max: u64| -> u64 {
-        let value = match var(&name.to_ascii_uppercase()) {
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) => n,
-                Err(_) => {
-                    problems.push(problem(
-                        key(name),
-                        env_name(name),
-                        format!("expected a whole number of seconds, found {v:?}"),
-                    ));
-                    return default;
-                }
-            },
-            None => toml.unwrap_or(default),
+        let setting = Setting {
+            key: key(name),
+            env: env_name(name),
+            env_value: var(&name.to_ascii_uppercase()),
         };
-        if !(1..=max).contains(&value) {
-            problems.push(problem(
-                key(name),
-                env_name(name),
-                format!("must be between 1 and {max} seconds, found {value}"),
-            ));
-        }
-        value
+        seconds(setting, toml, default, max, &mut problems)
     };
     let reconcile_interval_secs = secs(
         "reconcile_interval_secs",

@@ -4,7 +4,7 @@
 //! prefix `SITEBACKUP_MASTER_*` (the master's own settings use
 //! `SITEBACKUP_MASTER_SERVER_*`, see `master.rs`).
 
-use super::problem::{Problem, problem};
+use super::problem::{Problem, Setting, problem, seconds};
 use super::{Secret, read_secret_file};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -137,28 +137,12 @@ pub fn build_mode(
         ));
     }
     let mut secs = |name: &str, toml: Option<u64>, default: u64, max: u64| -> u64 {
-        let value = match var(&name.to_ascii_uppercase()) {
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) => n,
-                Err(_) => {
-                    problems.push(problem(
-                        key(name),
-                        env_name(name),
-                        format!("expected a whole number of seconds, found {v:?}"),
-                    ));
-                    return default;
-                }
-            },
-            None => toml.unwrap_or(default),
+        let setting = Setting {
+            key: key(name),
+            env: env_name(name),
+            env_value: var(&name.to_ascii_uppercase()),
         };
-        if !(1..=max).contains(&value) {
-            problems.push(problem(
-                key(name),
-                env_name(name),
-                format!("must be between 1 and {max} seconds, found {value}"),
-            ));
-        }
-        value
+        seconds(setting, toml, default, max, &mut problems)
     };
     let sync_interval_secs = secs(
         "sync_interval_secs",

@@ -63,3 +63,42 @@ pub(super) fn problem(key: impl Into<String>, env: Option<String>, message: impl
         message: message.into(),
     }
 }
+
+/// One setting read from its env variable, else the TOML, for
+/// [`seconds`].
+pub(super) struct Setting {
+    /// The TOML key, e.g. `master.sync_interval_secs`.
+    pub key: String,
+    /// The env variable's name.
+    pub env: Option<String>,
+    /// The env variable's value, if set (it wins over the TOML).
+    pub env_value: Option<String>,
+}
+
+/// A whole number of seconds between 1 and `max`; a problem naming the key
+/// and env variable otherwise (and `default` is used).
+pub(super) fn seconds(setting: Setting, toml: Option<u64>, default: u64, max: u64, problems: &mut Vec<Problem>) -> u64 {
+    let Setting { key, env, env_value } = setting;
+    let value = match env_value {
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                problems.push(problem(
+                    key,
+                    env,
+                    format!("expected a whole number of seconds, found {v:?}"),
+                ));
+                return default;
+            }
+        },
+        None => toml.unwrap_or(default),
+    };
+    if !(1..=max).contains(&value) {
+        problems.push(problem(
+            key,
+            env,
+            format!("must be between 1 and {max} seconds, found {value}"),
+        ));
+    }
+    value
+}
