@@ -364,8 +364,9 @@ fn the_progress_bar_moves_under_a_terminal() {
     ws.set_env([("S3_SERVER_1_ENDPOINT".to_string(), proxy.url.clone())]);
     ws.write_config(&format!("[[sites]]\nname = \"blog\"\npath = \"{}\"\n", site.display()));
     let bin = assert_cmd::cargo::cargo_bin("sitebackup");
+    // A wide terminal, so that no frame is cut at 80 columns.
     let command = format!(
-        "{} --config {} backup blog",
+        "stty cols 200 rows 50; exec {} --config {} backup blog",
         bin.display(),
         ws.path().join("config.toml").display()
     );
@@ -374,7 +375,7 @@ fn the_progress_bar_moves_under_a_terminal() {
     for k in inherited_settings() {
         cmd.env_remove(k);
     }
-    cmd.envs(&ws.env).env("NO_COLOR", "1").env("COLUMNS", "200");
+    cmd.envs(&ws.env).env("NO_COLOR", "1");
     let out = cmd.output().unwrap();
     let screen = stdout(&out);
     assert!(out.status.success(), "{screen}\n{}", stderr(&out));
