@@ -69,7 +69,7 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
     Ok(if failed { crate::EXIT_FAILED } else { 0 })
 }
 
-fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, UsageError> {
+pub(super) fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, UsageError> {
     if args.all {
         if config.sites.is_empty() {
             return Err(UsageError("no [[sites]] are configured: nothing to back up".into()));

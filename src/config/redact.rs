@@ -55,6 +55,8 @@ pub struct RedactedSite {
     pub path: PathBuf,
     pub schedule: String,
     pub exclude: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_file: Option<PathBuf>,
     pub database: Option<String>,
     pub retention: Option<RawRetention>,
     /// Hook commands are not printed (they may hold tokens): only counts.
@@ -132,6 +134,7 @@ impl Config {
                     path: s.path.clone(),
                     schedule: s.schedule.as_str().to_string(),
                     exclude: s.exclude.clone(),
+                    exclude_file: s.exclude_file.clone(),
                     database: s.database.as_ref().map(DatabaseConfig::describe),
                     retention: s.retention.as_ref().map(RetentionPolicy::to_raw),
                     hooks: (!s.hooks.is_empty()).then_some(RedactedHooks {
