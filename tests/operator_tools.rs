@@ -602,7 +602,7 @@ fn backup_dry_run_explains_the_choice_and_writes_nothing() {
         "{p}"
     );
     assert_eq!(p["chosen_server"], 3);
-    assert_eq!(p["source"]["files"], 2, "index.php and the photo: {p}");
+    assert_eq!(p["source"]["files"], 3, "index.php, wp-config.php and the photo: {p}");
     assert_eq!(p["source"]["excluded"]["files"], 1, "{p}");
     assert_eq!(p["database"]["would_dump"], true);
     assert_eq!(p["database"]["name"], "wp_dry");
@@ -626,8 +626,10 @@ fn backup_dry_run_explains_the_choice_and_writes_nothing() {
     let buckets_after: Vec<_> = rig.buckets[..2].iter().map(|b| rig.keys(b, &prefix)).collect();
     assert_eq!(buckets_before, buckets_after);
 
-    // With a catalog: a real backup (server 3), then a dry run changes no row.
+    // With a catalog: a real backup (server 2 now answers; no database to
+    // dump), then a dry run changes no row.
     ws.set_env(rig.server_env(2, &rig.buckets[1]));
+    std::fs::remove_file(site.join("wp-config.php")).unwrap();
     let out = ws.cmd().args(["backup", "blog"]).output().unwrap();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     std::fs::remove_file(&hook_mark).unwrap();

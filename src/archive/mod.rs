@@ -170,6 +170,8 @@ pub fn write_archive<W: Write>(spec: &ArchiveSpec, out: W, read_bytes: &AtomicU6
     let mut header = tar::Header::new_gnu();
     header.set_size(json.len() as u64);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
     header.set_entry_type(tar::EntryType::Regular);
     builder.append_data(&mut header, "manifest.json", json.as_slice())?;
@@ -193,6 +195,8 @@ fn append_database<W: Write>(
         header.set_entry_type(tar::EntryType::Directory);
         header.set_size(0);
         header.set_mode(0o700);
+        header.set_uid(0);
+        header.set_gid(0);
         header.set_mtime(now);
         builder.append_data(&mut header, dir, io::empty())?;
     }
@@ -206,6 +210,8 @@ fn append_database<W: Write>(
     header.set_entry_type(tar::EntryType::Regular);
     header.set_size(db.size);
     header.set_mode(0o600);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_mtime(now);
     let mut reader = ExactReader {
         inner: file,
