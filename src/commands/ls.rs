@@ -18,6 +18,11 @@ use serde::Serialize;
 use std::io::Write;
 use std::sync::Arc;
 
+/// Most entries `--json` holds (the document is printed whole, about
+/// 250 bytes of memory per entry); the text output streams and has no such
+/// limit.
+const MAX_JSON_ENTRIES: usize = 1_000_000;
+
 #[derive(Serialize)]
 struct Listing<'a> {
     id: Option<i64>,
@@ -56,9 +61,14 @@ pub async fn run(config: &Config, args: &LsArgs, json: bool) -> anyhow::Result<u
         let mut entries = Vec::new();
         let mut out = std::io::stdout().lock();
         let mut closed = false;
+        let mut too_many = false;
         let summary = extract::list(r, &limits, &mut selection, |e| {
             if json {
-                entries.push(e);
+                if entries.len() < MAX_JSON_ENTRIES {
+                    entries.push(e);
+                } else {
+                    too_many = true;
+                }
             } else if !closed {
                 // A closed pipe (`ls … | head`) stops the output, not the
                 // read: the checksum still needs every byte.
@@ -66,10 +76,10 @@ pub async fn run(config: &Config, args: &LsArgs, json: bool) -> anyhow::Result<u
             }
         })?;
         let _ = out.flush();
-        Ok((summary, entries, selection.unmatched()))
+        Ok((summary, entries, selection.unmatched(), too_many))
     })
     .await?;
-    let (summary, entries, unmatched) = downloaded
+    let (summary, entries, unmatched, too_many) = downloaded
         .result
         .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", located.key))?;
     if !downloaded.complete {
@@ -83,6 +93,13 @@ pub async fn run(config: &Config, args: &LsArgs, json: bool) -> anyhow::Result<u
             "nothing in {} at {}; paths are as `sitebackup ls ARCHIVE` shows them, e.g. files/wp-config.php",
             located.key,
             unmatched.join(", ")
+        );
+    }
+    if too_many {
+        anyhow::bail!(
+            "{} has more than {MAX_JSON_ENTRIES} entries to list: too many for one --json document; \
+             give a PATH, or use the text output, which streams",
+            located.key
         );
     }
     for w in &warnings {
