@@ -142,8 +142,8 @@ async fn plan_site(config: &Config, catalog: Option<&Arc<Catalog>>, site: &SiteC
     let estimate = estimate_bytes(last, source_bytes, margin);
     let estimate_basis = match last {
         Some(l) => format!("the site's last archive ({}) + {margin} %", mb(l)),
-        None if database.would_dump => "the files' size (no earlier archive; the dump's size is not known)".into(),
-        None => "the files' size (no earlier archive)".into(),
+        None if database.would_dump => "the files' size: no earlier archive, and the dump's size is not known".into(),
+        None => "the files' size: no earlier archive".into(),
     };
     let (servers, chosen) = if config.node().is_some() {
         warnings.push(
