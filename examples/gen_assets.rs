@@ -252,7 +252,11 @@ fn extra_sections() -> Roff {
 }
 
 fn write_completions(dir: &Path) -> Result<()> {
-    for (shell, name) in [(Shell::Bash, "sitebackup.bash"), (Shell::Zsh, "_sitebackup")] {
+    for (shell, name) in [
+        (Shell::Bash, "sitebackup.bash"),
+        (Shell::Zsh, "_sitebackup"),
+        (Shell::Fish, "sitebackup.fish"),
+    ] {
         let path = dir.join(name);
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut sitebackup::cli::Cli::command(), "sitebackup", &mut buf);

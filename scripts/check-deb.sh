@@ -90,6 +90,7 @@ need_file /usr/share/doc/sitebackup/README.md -rw-r--r--
 need_file /usr/share/doc/sitebackup/config.example.toml -rw-r--r--
 need_file /usr/share/bash-completion/completions/sitebackup -rw-r--r--
 need_file /usr/share/zsh/vendor-completions/_sitebackup -rw-r--r--
+need_file /usr/share/fish/vendor_completions.d/sitebackup.fish -rw-r--r--
 need_file /etc/sitebackup/config.toml -rw-------
 need_file /etc/sitebackup/sitebackup.env -rw-------
 need_file /usr/share/doc/sitebackup/copyright -rw-r--r--
@@ -192,6 +193,7 @@ leftovers=(
 	/usr/share/man/man1/sitebackup.1.gz
 	/usr/share/bash-completion/completions/sitebackup
 	/usr/share/zsh/vendor-completions/_sitebackup
+	/usr/share/fish/vendor_completions.d/sitebackup.fish
 	/usr/share/doc/sitebackup
 )
 status=$(dpkg-query -W -f '${db:Status-Status}' "$PKG" 2>/dev/null || true)

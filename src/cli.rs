@@ -113,6 +113,10 @@ pub enum Command {
     /// The central master: providers, node credentials, usage (reads only [master_server])
     #[command(subcommand)]
     Master(MasterCommand),
+    /// List an archive's entries by streaming it (nothing extracted), like `tar -tv`
+    Ls(LsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(CompletionsArgs),
 }
 
 impl Command {
@@ -196,6 +200,24 @@ pub struct BackupArgs {
     /// Back up every configured site
     #[arg(long, conflicts_with = "sites")]
     pub all: bool,
+    /// Show what would be archived and which server would be chosen; upload, record, dump and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Catalog id or object key
+    pub archive: String,
+    /// Only entries at or under this archive path (e.g. files/wp-content)
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +260,9 @@ pub struct RestoreArgs {
     /// On failure keep the partial, untrusted tree in DIR/UNTRUSTED-partial-restore instead of removing it
     #[arg(long)]
     pub keep_partial: bool,
+    /// Restore only these archive paths (as `ls` shows them, e.g. files/wp-config.php) and what is under them; the whole archive is still read and its checksum checked
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub include: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -55,15 +55,21 @@
 //! [`ExtractLimits`] (`[restore]`), and names in messages are cut to
 //! [`MAX_SHOWN`] characters.
 
+mod check;
 mod decode;
 mod dirs;
 mod fs;
 pub mod headers;
 mod limits;
+mod list;
+mod select;
 
+pub use check::{ArchiveSummary, check};
 pub use decode::{MAX_WINDOW_LOG, WindowTooLarge, frame_window_log};
 pub use headers::{MAX_EXTENSION, TooLarge};
 pub use limits::{DEFAULT_KEEP_FREE_MB, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE_GB, ExtractLimits, LimitError};
+pub use list::{ListSummary, ListedEntry, list};
+pub use select::Selection;
 
 use decode::{DECODED_QUEUE, Decoded, decode};
 use dirs::{DirAttrs, DirLog};
@@ -199,6 +205,8 @@ pub struct ExtractStats {
     pub hardlinks: u64,
     /// Bytes of regular-file content.
     pub file_bytes: u64,
+    /// Entries read but not written: not taken by `restore --include`.
+    pub skipped: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -312,6 +320,10 @@ fn display(raw: &[u8]) -> String {
 fn display_comps(comps: &[OsString]) -> String {
     let joined: Vec<u8> = comps.iter().map(|c| c.as_bytes()).collect::<Vec<_>>().join(&b'/');
     display(&joined)
+}
+
+fn joined(comps: &[OsString]) -> Vec<u8> {
+    comps.iter().map(|c| c.as_bytes()).collect::<Vec<_>>().join(&b'/')
 }
 
 /// A read error of the stream: a guard's refusal (oversized header, zstd
@@ -446,6 +458,17 @@ fn for_each_entry<R: Read + Send>(
 /// directory `dest`. On error, whatever was written stays in `dest` for the
 /// caller to remove.
 pub fn extract<R: Read + Send>(input: R, dest: &Path, opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
+    extract_selected(input, dest, opts, &mut Selection::all())
+}
+
+/// [`extract`] only the entries `selection` takes; the others are read
+/// (every check still applies to them) and counted as skipped.
+pub fn extract_selected<R: Read + Send>(
+    input: R,
+    dest: &Path,
+    opts: &ExtractOptions,
+    selection: &mut Selection,
+) -> Result<Extracted, ExtractError> {
     let root = open_root(dest).map_err(|cause| ExtractError::Write {
         entry: ".".into(),
         dir: dest.to_path_buf(),
@@ -468,110 +491,20 @@ pub fn extract<R: Read + Send>(input: R, dest: &Path, opts: &ExtractOptions) -> 
         budget: Budget::new(opts.limits),
         buf: vec![0; 256 * 1024],
     };
-    for_each_entry(input, opts.limits.max_entries, |entry, item| ex.entry(entry, item))?;
+    let mut skipped = 0;
+    for_each_entry(input, opts.limits.max_entries, |entry, item| {
+        if selection.wants(&item.path, matches!(item.kind, ItemKind::Dir)) {
+            ex.entry(entry, item)
+        } else {
+            skipped += 1;
+            Ok(())
+        }
+    })?;
+    ex.stats.skipped = skipped;
     Ok(Extracted {
         stats: ex.stats,
         dirs: ex.dirs,
     })
-}
-
-/// What `verify` learns from reading an archive without writing it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ArchiveSummary {
-    pub stats: ExtractStats,
-    /// `manifest.json`, if the archive has one.
-    pub manifest: Option<serde_json::Value>,
-    /// sitebackup writes the manifest last; anything after it is suspect.
-    pub manifest_is_last: bool,
-}
-
-/// Manifests are small; refuse to buffer a huge entry with that name.
-const MAX_MANIFEST: u64 = 16 * 1024 * 1024;
-
-/// Longest total of symlink names `check` remembers (to refuse paths
-/// through them): a site has a handful of symlinks.
-const MAX_SYMLINK_NAMES: u64 = 16 * 1024 * 1024;
-
-fn joined(comps: &[OsString]) -> Vec<u8> {
-    comps.iter().map(|c| c.as_bytes()).collect::<Vec<_>>().join(&b'/')
-}
-
-/// Read the whole archive through zstd and tar, applying the same checks as
-/// [`extract`] (names, hard-link targets, paths through symlinks, special
-/// files, the entry limit) without writing anything.
-pub fn check<R: Read + Send>(input: R, limits: &ExtractLimits) -> Result<ArchiveSummary, ExtractError> {
-    let mut summary = ArchiveSummary::default();
-    let mut symlinks: HashSet<Vec<u8>> = HashSet::new();
-    let mut symlink_bytes = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    for_each_entry(input, limits.max_entries, |entry, item| {
-        let through_symlink = |comps: &[OsString]| {
-            (1..comps.len())
-                .find(|&i| symlinks.contains(&joined(&comps[..i])))
-                .map(|i| display_comps(&comps[..i]))
-        };
-        if let Some(link) = through_symlink(item.path.components()) {
-            return Err(ExtractError::Refused {
-                entry: item.name,
-                reason: Refusal::ThroughSymlink(link),
-            });
-        }
-        summary.stats.entries += 1;
-        summary.manifest_is_last = false;
-        let in_entry = || format!("in entry {:?}", item.name);
-        match &item.kind {
-            ItemKind::Dir => summary.stats.dirs += 1,
-            ItemKind::Symlink(_) => {
-                summary.stats.symlinks += 1;
-                let name = joined(item.path.components());
-                symlink_bytes += name.len() as u64 + 32;
-                if symlink_bytes > MAX_SYMLINK_NAMES {
-                    return Err(ExtractError::Limit {
-                        entry: item.name,
-                        limit: LimitError::Symlinks(MAX_SYMLINK_NAMES),
-                    });
-                }
-                symlinks.insert(name);
-            }
-            ItemKind::HardLink(target) => {
-                if let Some(link) = through_symlink(target.components()) {
-                    return Err(ExtractError::Refused {
-                        entry: item.name,
-                        reason: Refusal::ThroughSymlink(link),
-                    });
-                }
-                summary.stats.hardlinks += 1;
-            }
-            ItemKind::File if item.path.components() == [OsString::from("manifest.json")] => {
-                let mut data = Vec::new();
-                entry
-                    .take(MAX_MANIFEST)
-                    .read_to_end(&mut data)
-                    .map_err(format_error(in_entry()))?;
-                let manifest = serde_json::from_slice(&data).map_err(|e| ExtractError::Format {
-                    context: in_entry(),
-                    cause: io::Error::new(io::ErrorKind::InvalidData, format!("manifest is not valid JSON: {e}")),
-                })?;
-                summary.stats.files += 1;
-                summary.stats.file_bytes += data.len() as u64;
-                summary.manifest = Some(manifest);
-                summary.manifest_is_last = true;
-            }
-            ItemKind::File => {
-                loop {
-                    let n = entry.read(&mut buf).map_err(format_error(in_entry()))?;
-                    if n == 0 {
-                        break;
-                    }
-                    summary.stats.file_bytes += n as u64;
-                }
-                summary.stats.files += 1;
-            }
-            ItemKind::Skip => {}
-        }
-        Ok(())
-    })?;
-    Ok(summary)
 }
 
 #[cfg(test)]

@@ -8,18 +8,22 @@
 //! is cut at the header size; both give a warning, and the archive stays a
 //! valid tar that stock `tar` reads.
 
+pub mod exclude;
 pub mod extract;
 mod sink;
 mod source;
+mod walk;
 
+pub use exclude::{ExcludeRules, Excludes};
 pub use sink::{HashingWriter, PartSink};
 pub use source::ChannelReader;
+pub use walk::{ExcludedCount, ExcludedRule, SourceSurvey, source_size, survey};
 
-use globset::GlobSet;
 use serde::Serialize;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use walk::walk;
 
 /// zstd job size when multithreaded.
 const ZSTD_JOB_SIZE: u32 = 2 * 1024 * 1024;
@@ -30,7 +34,8 @@ pub struct ArchiveSpec {
     pub site: String,
     pub host_id: String,
     pub root: PathBuf,
-    pub exclude: GlobSet,
+    /// Built for this run (the site's `.sitebackupignore` read once).
+    pub excludes: Excludes,
     pub created_at: String,
     pub zstd_level: i32,
     pub zstd_threads: u32,
@@ -97,28 +102,6 @@ impl ArchiveStats {
     }
 }
 
-/// Total size of the regular files that an archive of `root` would hold.
-pub fn source_size(root: &Path, exclude: &GlobSet) -> u64 {
-    walk(root, exclude)
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-fn walk<'a>(root: &'a Path, exclude: &'a GlobSet) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> + 'a {
-    walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(move |e| match e.path().strip_prefix(root) {
-            Ok(rel) if rel.as_os_str().is_empty() => true,
-            Ok(rel) => !exclude.is_match(rel),
-            Err(_) => true,
-        })
-}
-
 /// Write the whole archive of `spec` into `out` (compressed), and return
 /// the counters and the writer. `read_bytes` counts file bytes read, for
 /// progress reporting.
@@ -136,7 +119,7 @@ pub fn write_archive<W: Write>(spec: &ArchiveSpec, out: W, read_bytes: &AtomicU6
     builder.follow_symlinks(false);
     let mut stats = ArchiveStats::default();
 
-    for entry in walk(&spec.root, &spec.exclude) {
+    for entry in walk(&spec.root, &spec.excludes) {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -187,6 +170,8 @@ pub fn write_archive<W: Write>(spec: &ArchiveSpec, out: W, read_bytes: &AtomicU6
     let mut header = tar::Header::new_gnu();
     header.set_size(json.len() as u64);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
     header.set_entry_type(tar::EntryType::Regular);
     builder.append_data(&mut header, "manifest.json", json.as_slice())?;
@@ -210,6 +195,8 @@ fn append_database<W: Write>(
         header.set_entry_type(tar::EntryType::Directory);
         header.set_size(0);
         header.set_mode(0o700);
+        header.set_uid(0);
+        header.set_gid(0);
         header.set_mtime(now);
         builder.append_data(&mut header, dir, io::empty())?;
     }
@@ -223,6 +210,8 @@ fn append_database<W: Write>(
     header.set_entry_type(tar::EntryType::Regular);
     header.set_size(db.size);
     header.set_mode(0o600);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_mtime(now);
     let mut reader = ExactReader {
         inner: file,

@@ -3,15 +3,11 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::sync::Arc;
 
 fn spec(root: &Path, exclude: &[&str]) -> ArchiveSpec {
-    let mut b = globset::GlobSetBuilder::new();
-    for p in exclude {
-        b.add(globset::Glob::new(p).unwrap());
-    }
     ArchiveSpec {
         site: "blog".into(),
         host_id: "host".into(),
         root: root.to_path_buf(),
-        exclude: b.build().unwrap(),
+        excludes: Excludes::from_lines(root, exclude.iter().copied()).unwrap(),
         created_at: "2024-12-25T08:30:00Z".into(),
         zstd_level: 3,
         zstd_threads: 0,

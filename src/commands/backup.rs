@@ -71,7 +71,7 @@ fn exit_code(reports: &[BackupReport]) -> u8 {
     }
 }
 
-fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, UsageError> {
+pub(super) fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, UsageError> {
     if args.all {
         if config.sites.is_empty() {
             return Err(UsageError("no [[sites]] are configured: nothing to back up".into()));

@@ -2,8 +2,11 @@
 //! process exit code; errors are printed here with their whole chain.
 
 mod backup;
+mod backup_plan;
+mod completions;
 mod config_check;
 mod list;
+mod ls;
 mod master;
 mod node;
 mod progress;
@@ -23,6 +26,9 @@ use crate::{EXIT_CONFIG, EXIT_FAILED};
 /// what it needs: `list` the state directory, the `master` commands their
 /// `[master_server]` table, everything else the whole validated config.
 pub async fn run(cli: Cli) -> u8 {
+    if let Command::Completions(args) = &cli.command {
+        return completions::run(args);
+    }
     let opts = LoadOptions {
         config_path: cli.config.clone(),
         env_file: cli.env_file.clone(),
@@ -70,14 +76,18 @@ async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyh
     let bar = !cli.json && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     match &cli.command {
         Command::Servers => servers::run(&config, cli.json).await,
+        Command::Backup(args) if args.dry_run => backup_plan::run(&config, args, cli.json).await,
         Command::Backup(args) => backup::run(&config, args, cli.json, bar).await,
+        Command::Ls(args) => ls::run(&config, args, cli.json).await,
         Command::Prune(args) => prune::run(&config, args, cli.json).await,
         Command::Restore(args) => restore::run(&config, args, cli.json, bar).await,
         Command::Verify(args) => verify::run(&config, args, cli.json, bar).await,
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Daemon => crate::daemon::run(opts.clone(), config).await,
         Command::Node(crate::cli::NodeModeCommand::Status) => node::status(&config, cli.json).await,
-        Command::List(_) | Command::Config(_) | Command::Master(_) => unreachable!("loaded and run by `run`"),
+        Command::List(_) | Command::Config(_) | Command::Master(_) | Command::Completions(_) => {
+            unreachable!("loaded and run by `run`")
+        }
     }
 }
 
@@ -134,6 +144,7 @@ pub(crate) fn report_config_error(e: &ConfigError, json: bool) -> u8 {
     EXIT_CONFIG
 }
 
+/// The one way a command prints its `--json` document on stdout.
 pub(crate) fn mb(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
 }

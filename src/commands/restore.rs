@@ -8,7 +8,7 @@
 //! catalog row or `--site`). Nothing in the archive — its manifest's site
 //! or dump path — chooses a database or a file to import.
 
-use crate::archive::extract::ExtractOptions;
+use crate::archive::extract::{ExtractOptions, Selection};
 use crate::catalog::Catalog;
 use crate::cli::RestoreArgs;
 use crate::config::{Config, SiteConfig};
@@ -52,10 +52,15 @@ pub async fn run(config: &Config, args: &RestoreArgs, json: bool, show_bar: bool
     };
     let cancel = interrupt_token();
     let progress = Arc::new(DownloadProgress::default());
+    let selection = match selection(args) {
+        Ok(s) => s,
+        Err(message) => return Ok(usage(json, &message)),
+    };
     let bar = show_bar.then(|| super::progress::download_bar(&located.key, progress.clone()));
     let opts = RestoreOptions {
         extract: ExtractOptions::for_current_user().with_limits(config.restore.limits()),
         keep_partial: args.keep_partial,
+        selection,
     };
     let result = restore::restore_to(&located, &args.to, opts, &progress, &cancel).await;
     if let Some(bar) = bar {
@@ -86,6 +91,21 @@ pub async fn run(config: &Config, args: &RestoreArgs, json: bool, show_bar: bool
         }
     }
     Ok(0)
+}
+
+/// `--include PATH...` (with `database/` too for `--with-db`), or the
+/// whole archive; an `Err` is a usage error.
+fn selection(args: &RestoreArgs) -> Result<Selection, String> {
+    if args.include.is_empty() {
+        return Ok(Selection::all());
+    }
+    let mut paths = args.include.clone();
+    if args.with_db {
+        paths.push("database".into());
+    }
+    Ok(Selection::under(&paths)
+        .map_err(|e| format!("--include: {e}"))?
+        .for_restore())
 }
 
 /// Where `--with-db` imports, and with which credentials.
@@ -191,6 +211,9 @@ fn print_report(r: &RestoreReport) {
         r.stats.hardlinks,
         super::mb(r.stats.file_bytes)
     );
+    if r.stats.skipped > 0 {
+        println!("  {} entries not included (--include)", r.stats.skipped);
+    }
     let against: Vec<&str> = r.checked_against.iter().map(|c| c.describe()).collect();
     if against.is_empty() {
         println!(

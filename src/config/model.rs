@@ -1,9 +1,9 @@
 //! The validated configuration: what the rest of the program reads.
 
 use super::{DatabaseConfig, Endpoint, Mode, NodeConfig, RetentionPolicy, Secret};
+use crate::archive::ExcludeRules;
 use crate::layout::{LOCAL_ENDPOINT, ServerRef};
 use crate::schedule::Schedule;
-use globset::GlobSet;
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
@@ -213,8 +213,13 @@ pub struct SiteConfig {
     pub name: String,
     pub path: PathBuf,
     pub schedule: Schedule,
+    /// The `exclude` rules as written.
     pub exclude: Vec<String>,
-    pub exclude_set: GlobSet,
+    pub exclude_file: Option<PathBuf>,
+    /// `exclude_file`'s lines then `exclude`, checked (see
+    /// [`crate::archive::exclude`]; the site's `.sitebackupignore` is read
+    /// by each backup).
+    pub excludes: ExcludeRules,
     pub database: Option<DatabaseConfig>,
     pub retention: Option<RetentionPolicy>,
     pub hooks: HooksConfig,

@@ -96,6 +96,8 @@ pub struct RawSite {
     pub schedule: Option<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// A file of more `exclude` rules, one per line (.gitignore syntax).
+    pub exclude_file: Option<PathBuf>,
     pub database: Option<RawDatabase>,
     pub retention: Option<RawRetention>,
     pub hooks: Option<RawHooks>,

@@ -84,6 +84,8 @@ pub struct RedactedSite {
     pub schedule: String,
     pub exclude: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<RedactedDatabase>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<RawRetention>,
@@ -195,6 +197,7 @@ impl Config {
                     path: s.path.clone(),
                     schedule: s.schedule.as_str().to_string(),
                     exclude: s.exclude.clone(),
+                    exclude_file: s.exclude_file.clone(),
                     database: s.database.as_ref().map(|d| RedactedDatabase {
                         enabled: d.enabled,
                         name: d.name.clone(),

@@ -3,8 +3,8 @@
 
 use super::problem::{Problem, problem};
 use super::*;
+use crate::archive::exclude::{ExcludeRules, RuleSource, read_rules_file};
 use crate::schedule::Schedule;
-use globset::{Glob, GlobSet, GlobSetBuilder};
 
 pub(super) fn build_site(
     idx: usize,
@@ -67,22 +67,7 @@ pub(super) fn build_site(
             None
         }
     };
-    let mut builder = GlobSetBuilder::new();
-    for pattern in &raw.exclude {
-        match Glob::new(pattern.trim_start_matches('/')) {
-            Ok(g) => {
-                builder.add(g);
-            }
-            Err(e) => problems.push(problem(key("exclude"), None, format!("bad glob {pattern:?}: {e}"))),
-        }
-    }
-    let exclude_set = match builder.build() {
-        Ok(set) => set,
-        Err(e) => {
-            problems.push(problem(key("exclude"), None, e.to_string()));
-            GlobSet::empty()
-        }
-    };
+    let excludes = build_excludes(&raw.exclude, raw.exclude_file.as_deref(), &key, problems);
     let retention = match raw.retention.as_ref().map(RetentionPolicy::from_raw) {
         Some(Ok(policy)) => Some(policy),
         Some(Err(msg)) => {
@@ -110,11 +95,54 @@ pub(super) fn build_site(
         path: path?,
         schedule: schedule?,
         exclude: raw.exclude,
-        exclude_set,
+        exclude_file: raw.exclude_file,
+        excludes,
         database,
         retention,
         hooks,
     })
+}
+
+/// `exclude_file`'s lines, then `exclude` (the later wins, as in a
+/// `.gitignore`), each line checked. The exclude file is read here, once
+/// per load: an edit takes effect on the next reload.
+fn build_excludes(
+    exclude: &[String],
+    exclude_file: Option<&std::path::Path>,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut Vec<Problem>,
+) -> ExcludeRules {
+    let mut rules = ExcludeRules::default();
+    if let Some(path) = exclude_file {
+        if !path.is_absolute() {
+            problems.push(problem(
+                key("exclude_file"),
+                None,
+                format!("must be absolute, found {}", path.display()),
+            ));
+        } else {
+            match read_rules_file(path) {
+                Ok(text) => {
+                    if let Err(bad) = rules.add(RuleSource::ExcludeFile(path.to_path_buf()), text.lines()) {
+                        for b in bad {
+                            problems.push(problem(key("exclude_file"), None, format!("{}: {b}", path.display())));
+                        }
+                    }
+                }
+                Err(e) => problems.push(problem(key("exclude_file"), None, e)),
+            }
+        }
+    }
+    if let Err(bad) = rules.add(RuleSource::Config, exclude.iter().map(String::as_str)) {
+        for b in bad {
+            problems.push(problem(
+                key("exclude"),
+                None,
+                format!("pattern {}", b.trim_start_matches("line ")),
+            ));
+        }
+    }
+    rules
 }
 
 pub(super) fn build_hooks(raw: RawHooks, key: &dyn Fn(&str) -> String, problems: &mut Vec<Problem>) -> HooksConfig {

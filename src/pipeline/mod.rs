@@ -28,7 +28,7 @@ pub use plan::{
     room_check,
 };
 
-use crate::archive::{self, ArchiveSpec, DatabaseEntry, HashingWriter, PartSink};
+use crate::archive::{self, ArchiveSpec, DatabaseEntry, Excludes, HashingWriter, PartSink};
 use crate::catalog::{Attempt, AttemptOutcome, Catalog, NewArchive, RunOutcome, SuspectCause};
 use crate::config::{Config, SiteConfig};
 use crate::database::{self, DatabaseDump};
@@ -234,11 +234,20 @@ impl BackupJob {
         });
         let dump_bytes = dump.as_ref().map_or(0, |d| d.info.dump_bytes);
 
-        let (root, exclude) = (site.path.clone(), site.exclude_set.clone());
-        let source_bytes = tokio::task::spawn_blocking(move || archive::source_size(&root, &exclude))
-            .await
-            .map_err(|e| e.to_string())?
-            + dump_bytes;
+        // The site's `.sitebackupignore` is read once per run: every
+        // attempt leaves out the same entries.
+        let (root, rules) = (site.path.clone(), site.excludes.clone());
+        let (excludes, source_bytes) = tokio::task::spawn_blocking(move || {
+            let (excludes, warnings) = Excludes::for_site(&root, &rules);
+            let bytes = archive::source_size(&root, &excludes);
+            (excludes, warnings, bytes)
+        })
+        .await
+        .map(|(excludes, warnings, bytes)| {
+            report.warnings.extend(warnings);
+            (excludes, bytes + dump_bytes)
+        })
+        .map_err(|e| e.to_string())?;
         self.progress.total.store(source_bytes, Ordering::Relaxed);
         let cat = self.catalog.clone();
         let name = site.name.clone();
@@ -290,7 +299,7 @@ impl BackupJob {
                 }
             };
             match self
-                .attempt_upload(run_id, server, store, estimate, database.clone())
+                .attempt_upload(run_id, server, store, estimate, database.clone(), &excludes)
                 .await
             {
                 Ok((done, stats)) => {

@@ -57,6 +57,7 @@ impl BackupJob {
         store: Arc<dyn ObjectStore>,
         estimate: u64,
         database: Option<DatabaseEntry>,
+        excludes: &Excludes,
     ) -> Result<(ArchiveDone, archive::ArchiveStats), AttemptError> {
         let now = Utc::now();
         let key = self.unique_key(now).await?;
@@ -91,6 +92,7 @@ impl BackupJob {
                 estimate,
                 row_id,
                 database,
+                excludes,
                 &mut upload_id,
             )
             .await;
@@ -150,6 +152,7 @@ impl BackupJob {
         estimate: u64,
         row_id: i64,
         database: Option<DatabaseEntry>,
+        excludes: &Excludes,
         upload_id_out: &mut Option<String>,
     ) -> Result<Stored, AttemptError> {
         self.claim_prefix(server, store.as_ref()).await?;
@@ -180,7 +183,7 @@ impl BackupJob {
             site: self.site.name.clone(),
             host_id: self.config.host_id.clone(),
             root: self.site.path.clone(),
-            exclude: self.site.exclude_set.clone(),
+            excludes: excludes.clone(),
             created_at: created_at.to_string(),
             zstd_level: upload.zstd_level,
             zstd_threads: upload.zstd_threads,

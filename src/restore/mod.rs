@@ -35,7 +35,7 @@ pub use dump::{DumpError, dump_name, open_dump};
 pub use locate::{Located, Reference, locate, references};
 pub use stream::{DownloadProgress, Downloaded, download_through};
 
-use crate::archive::extract::{self, ExtractError, ExtractOptions, ExtractStats};
+use crate::archive::extract::{self, ExtractError, ExtractOptions, ExtractStats, Selection};
 use crate::catalog::{CatalogError, VerifyOutcome};
 use crate::storage::StorageError;
 use rustix::fs::{Mode, OFlags, RenameFlags};
@@ -90,6 +90,11 @@ pub enum RestoreError {
     Target { dir: PathBuf, problem: String },
     #[error("cancelled")]
     Cancelled,
+    #[error(
+        "--include: nothing in the archive at {}; give paths as `sitebackup ls ARCHIVE` shows them, e.g. files/wp-config.php",
+        .0.join(", ")
+    )]
+    NotInArchive(Vec<String>),
     #[error("{error}. {leftover}")]
     Aborted { error: Box<RestoreError>, leftover: String },
     #[error("internal error: {0}")]
@@ -114,7 +119,7 @@ async fn blocking_io<T: Send + 'static>(
 }
 
 /// The first reference the download does not match, as an error.
-fn mismatch(key: &str, refs: &[Reference], actual: &str) -> Option<RestoreError> {
+pub fn mismatch(key: &str, refs: &[Reference], actual: &str) -> Option<RestoreError> {
     refs.iter()
         .find(|r| r.sha256 != actual)
         .map(|r| RestoreError::ChecksumMismatch {
@@ -125,12 +130,16 @@ fn mismatch(key: &str, refs: &[Reference], actual: &str) -> Option<RestoreError>
         })
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RestoreOptions {
     pub extract: ExtractOptions,
     /// On failure keep the partial tree as [`UNTRUSTED_DIR`] instead of
     /// removing it.
     pub keep_partial: bool,
+    /// The entries to write (`--include`); the whole archive is read and
+    /// its checksum checked all the same, and a path that matches nothing
+    /// fails the restore.
+    pub selection: Selection,
 }
 
 /// What a successful restore did.
@@ -290,8 +299,9 @@ pub async fn restore_to(
         .store(located.size.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     let staging = prepared.staging.clone();
     let extract_opts = opts.extract;
+    let mut selection = opts.selection;
     let downloaded = download_through(located.store.as_ref(), &located.key, progress, cancel, move |r| {
-        extract::extract(r, &staging, &extract_opts)
+        extract::extract_selected(r, &staging, &extract_opts, &mut selection).map(|x| (x, selection.unmatched()))
     })
     .await;
     let checked = downloaded.and_then(|d| {
@@ -300,9 +310,12 @@ pub async fn restore_to(
         {
             return Err(e);
         }
-        let extracted = d.result?;
+        let (extracted, unmatched) = d.result?;
         if !d.complete {
             return Err(RestoreError::Internal("the download ended early".into()));
+        }
+        if !unmatched.is_empty() {
+            return Err(RestoreError::NotInArchive(unmatched));
         }
         Ok((extracted, d.sha256, d.bytes))
     });

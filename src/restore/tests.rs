@@ -24,7 +24,7 @@ async fn setup(dir: &Path, sidecar_sha: Option<&str>) -> (Located, String) {
         site: "blog".into(),
         host_id: "host".into(),
         root: site,
-        exclude: globset::GlobSet::empty(),
+        excludes: crate::archive::Excludes::none(),
         created_at: "2024-12-25T08:30:00Z".into(),
         zstd_level: 3,
         zstd_threads: 0,
@@ -64,6 +64,7 @@ async fn setup(dir: &Path, sidecar_sha: Option<&str>) -> (Located, String) {
 
 fn opts(keep_partial: bool) -> RestoreOptions {
     RestoreOptions {
+        selection: crate::archive::extract::Selection::all(),
         extract: ExtractOptions::for_current_user(),
         keep_partial,
     }

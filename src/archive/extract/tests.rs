@@ -331,7 +331,7 @@ fn written_archives_extract_to_an_identical_tree() {
         site: "blog".into(),
         host_id: "host".into(),
         root: src.clone(),
-        exclude: globset::GlobSet::empty(),
+        excludes: crate::archive::Excludes::none(),
         created_at: "2024-12-25T08:30:00Z".into(),
         zstd_level: 3,
         zstd_threads: 0,
