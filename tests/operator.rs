@@ -385,6 +385,15 @@ fn the_progress_bar_moves_under_a_terminal() {
         .filter_map(|head| head.rsplit("] ").next())
         .filter_map(|counts| decimal_bytes(counts.split('/').next()?))
         .collect();
+    // Every frame, the first included, shows an uploaded count.
+    for frame in screen.split(['\r', '\n']).filter(|f| f.contains(" read, ")) {
+        let uploaded = frame
+            .split(" read, ")
+            .nth(1)
+            .and_then(|rest| rest.split(" uploaded").next())
+            .and_then(decimal_bytes);
+        assert!(uploaded.is_some(), "a frame without an uploaded count: {frame:?}");
+    }
     let moving: Vec<&f64> = read.iter().filter(|b| **b > 0.0).collect();
     assert!(
         moving.len() >= 2,

@@ -6,7 +6,7 @@
 
 use crate::pipeline::Progress;
 use crate::restore::DownloadProgress;
-use indicatif::{DecimalBytes, ProgressBar, ProgressStyle};
+use indicatif::{DecimalBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,8 +28,9 @@ impl Bar {
     }
 }
 
+/// Not drawn until [`spawn_ticker`] shows it, with its first values set.
 fn new_bar(template: &str, prefix: &str) -> ProgressBar {
-    let bar = crate::telemetry::bars().add(ProgressBar::new(0));
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
     bar.set_style(
         ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -70,6 +71,7 @@ pub fn download_bar(key: &str, progress: Arc<DownloadProgress>) -> Bar {
 }
 
 fn spawn_ticker(bar: ProgressBar, update: impl Fn(&ProgressBar) + Send + 'static) -> Bar {
+    let bar = crate::telemetry::bars().add(bar);
     let b = bar.clone();
     let ticker = tokio::spawn(async move {
         loop {
