@@ -68,15 +68,34 @@ pub(super) fn read_toml(
         }
         return Ok((RawConfig::default(), None));
     }
-    let raw = config::Config::builder()
-        .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let raw = parse_toml(&text, &path)?;
+    Ok((raw, Some(path)))
+}
+
+/// The TOML text of the file at `path` as [`RawConfig`].
+fn parse_toml(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .build()
         .and_then(|c| c.try_deserialize::<RawConfig>())
         .map_err(|e| ConfigError::File {
-            path: path.clone(),
+            path: path.to_path_buf(),
             message: scrub_parse_error(&e.to_string()),
-        })?;
-    Ok((raw, Some(path)))
+        })
+}
+
+/// Validate the TOML text that would be written to `path` against `env`,
+/// as `config check` validates the file: for `configure`, before it
+/// writes anything.
+pub fn build_from_toml(text: &str, path: &Path, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    let raw = parse_toml(text, path)?;
+    let mut config = build(raw, env)?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 /// TOML parse errors quote the offending source line, which may hold a
