@@ -58,8 +58,13 @@ pub struct Draft {
     pub paths: Paths,
     pub doc: DocumentMut,
     pub env: EnvDoc,
+    /// The texts as loaded; a missing file is written on save (the
+    /// commands that follow name it too).
     toml_before: Option<String>,
     env_before: Option<String>,
+    /// The env file's variables as loaded: the daemon needs a restart
+    /// only when they change.
+    env_vars_before: BTreeMap<String, String>,
     /// A node token to write (0600) with the rest, and where.
     token: Option<(PathBuf, Secret)>,
 }
@@ -95,10 +100,11 @@ impl Draft {
         let env = env_before.as_deref().map_or_else(EnvDoc::new_file, EnvDoc::parse);
         Ok(Self {
             paths,
-            doc,
-            env,
+            env_vars_before: env.vars().unwrap_or_default(),
             toml_before,
             env_before,
+            doc,
+            env,
             token: None,
         })
     }
@@ -177,8 +183,10 @@ impl Draft {
             let text = self.env.render();
             let backup = write_atomic(&self.paths.env, text.as_bytes(), true)?;
             report.written.push((self.paths.env.clone(), backup));
-            report.restart_needed = true;
+            let vars = self.env.vars().unwrap_or_default();
+            report.restart_needed |= vars != self.env_vars_before;
             self.env_before = Some(text);
+            self.env_vars_before = vars;
         }
         if self.toml_changed() {
             let text = self.toml_text();

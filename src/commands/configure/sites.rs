@@ -9,7 +9,7 @@ use crate::commands::UsageError;
 use crate::config::RawRetention;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use toml_edit::{Item, Table, Value};
+use toml_edit::{Item, Table};
 
 /// One `[[sites]]` entry as the TOML file has it.
 #[derive(Debug, Clone, Serialize)]
@@ -154,7 +154,7 @@ pub fn add(draft: &mut Draft, spec: &SiteSpec) -> anyhow::Result<()> {
         t.insert("database", Item::Table(db));
     }
     if let Some(policy) = &spec.retention {
-        t.insert("retention", Item::Table(retention_table(policy)?));
+        t.insert("retention", Item::Table(retention_table(policy)));
     }
     doc::array_of_tables(&mut draft.doc, "sites")
         .ok_or_else(|| {
@@ -164,21 +164,25 @@ pub fn add(draft: &mut Draft, spec: &SiteSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn retention_table(policy: &RawRetention) -> anyhow::Result<Table> {
+fn retention_table(policy: &RawRetention) -> Table {
     let mut t = Table::new();
-    if let serde_json::Value::Object(map) = serde_json::to_value(policy)? {
-        for (k, v) in map {
-            let value: Option<Value> = match v {
-                serde_json::Value::Number(n) => n.as_i64().map(Into::into),
-                serde_json::Value::String(s) => Some(s.into()),
-                _ => None,
-            };
-            if let Some(value) = value {
-                doc::set(&mut t, &k, value);
-            }
+    let counts = [
+        ("keep_last", policy.keep_last),
+        ("keep_hourly", policy.keep_hourly),
+        ("keep_daily", policy.keep_daily),
+        ("keep_weekly", policy.keep_weekly),
+        ("keep_monthly", policy.keep_monthly),
+        ("keep_yearly", policy.keep_yearly),
+    ];
+    for (key, value) in counts {
+        if let Some(n) = value {
+            doc::set(&mut t, key, i64::from(n));
         }
     }
-    Ok(t)
+    if let Some(within) = &policy.keep_within {
+        doc::set(&mut t, "keep_within", within.as_str());
+    }
+    t
 }
 
 /// Remove the site named `name` (its archives stay where they are).
