@@ -55,14 +55,20 @@ pub enum S3Command {
 /// A provider preset: fills the endpoint from the region where it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Provider {
+    /// iDrive E2 (endpoint and region from the E2 console)
     #[value(name = "idrive-e2")]
     IdriveE2,
+    /// AWS S3 (s3.REGION.amazonaws.com)
     Aws,
+    /// Backblaze B2 (s3.REGION.backblazeb2.com)
     #[value(name = "b2")]
     Backblaze,
+    /// DigitalOcean Spaces (REGION.digitaloceanspaces.com)
     #[value(name = "digitalocean")]
     DigitalOcean,
+    /// Wasabi (s3.REGION.wasabisys.com)
     Wasabi,
+    /// MinIO (give --endpoint; region us-east-1 unless set)
     Minio,
     /// Any other S3-compatible server (give --endpoint)
     Other,
@@ -90,6 +96,7 @@ pub struct S3AddArgs {
     /// Region code, e.g. eu-west-3 (the preset's default when omitted)
     #[arg(long)]
     pub region: Option<String>,
+    /// The bucket (it must exist)
     #[arg(long)]
     pub bucket: String,
     /// Largest amount this host may store there, in GB (10^9 bytes) [default: 100]

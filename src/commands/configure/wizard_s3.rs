@@ -12,6 +12,9 @@ use crate::config::Endpoint;
 
 pub fn menu(ui: &Ui, draft: &mut Draft) -> anyhow::Result<()> {
     loop {
+        if super::node::show(draft).mode == "node" {
+            ui.say("Node mode is on: these servers are ignored, storage comes from the master.");
+        }
         let list = servers::list(draft);
         if list.is_empty() {
             ui.say("No storage server yet.");
