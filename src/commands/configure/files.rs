@@ -97,6 +97,10 @@ impl Draft {
                 })?,
             None => new_toml(),
         };
+        let doc = comments_first(doc);
+        // What counts as unchanged: the document as loaded (a file of
+        // comments gains one blank line above what is added, if anything is).
+        let toml_before = toml_before.map(|_| doc.to_string());
         let env = env_before.as_deref().map_or_else(EnvDoc::new_file, EnvDoc::parse);
         Ok(Self {
             paths,
@@ -210,6 +214,23 @@ fn new_toml() -> DocumentMut {
     doc
 }
 
+/// A file of comments only (the packaged one, every setting commented
+/// out) holds them all as trailing text, after which anything added would
+/// be written before them: make them the file's header instead.
+fn comments_first(mut doc: DocumentMut) -> DocumentMut {
+    let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+    if doc.as_table().is_empty() && !trailing.trim().is_empty() {
+        let prefix = doc.decor().prefix().and_then(|p| p.as_str()).unwrap_or("").to_string();
+        let mut header = format!("{prefix}{trailing}");
+        if !header.ends_with("\n\n") {
+            header.push('\n');
+        }
+        doc.decor_mut().set_prefix(header);
+        doc.set_trailing("");
+    }
+    doc
+}
+
 /// The file's text, `None` when it does not exist.
 fn read_small(path: &Path) -> anyhow::Result<Option<String>> {
     use std::io::Read;
@@ -315,6 +336,22 @@ pub fn problems_under(e: &ConfigError, prefix: &str) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_of_comments_stays_above_what_is_added() {
+        let text = "# header\n#host_id = \"x\"\n";
+        let mut doc = comments_first(text.parse().unwrap());
+        assert_eq!(doc.to_string(), format!("{text}\n"));
+        doc.insert("mode", toml_edit::value("node"));
+        assert_eq!(doc.to_string(), format!("{text}\nmode = \"node\"\n"));
+        let mut t = toml_edit::Table::new();
+        t.insert("id", toml_edit::value(1));
+        doc.insert(
+            "servers",
+            toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::from_iter([t])),
+        );
+        assert!(doc.to_string().starts_with(text), "{doc}");
+    }
 
     #[test]
     fn atomic_write_keeps_the_old_file_as_a_backup_and_the_mode() {
