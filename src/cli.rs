@@ -3,6 +3,9 @@
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod configure;
+pub use configure::*;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sitebackup",
@@ -107,6 +110,8 @@ pub enum Command {
     /// Configuration commands
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Set up storage servers, sites and node mode: a wizard on a terminal, or its scriptable subcommands
+    Configure(ConfigureArgs),
     /// Node mode: this host as a node of a master
     #[command(subcommand)]
     Node(NodeModeCommand),

@@ -122,6 +122,15 @@ impl DaemonLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Does a daemon hold `{state_dir}/daemon.lock` now? Only looks:
+    /// creates nothing and takes the lock for no longer than the test.
+    pub fn is_held(state_dir: &Path) -> bool {
+        let Ok(file) = OpenOptions::new().read(true).open(state_dir.join("daemon.lock")) else {
+            return false;
+        };
+        matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,16 @@ pub fn create(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Create `path`, `0600`; fails if it exists (a temporary file to rename
+/// over the real one).
+pub fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
 /// Take group and other permissions away from an existing file (one an
 /// older version created under a lax umask). Missing files are fine.
 pub fn restrict(path: &Path) -> io::Result<()> {

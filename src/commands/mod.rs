@@ -5,6 +5,7 @@ mod backup;
 mod backup_plan;
 mod completions;
 mod config_check;
+mod configure;
 mod list;
 mod ls;
 mod master;
@@ -33,6 +34,11 @@ pub async fn run(cli: Cli) -> u8 {
         config_path: cli.config.clone(),
         env_file: cli.env_file.clone(),
     };
+    // Before the env file is read: `configure` edits it, and must run on a
+    // host with none yet (or a broken one).
+    if let Command::Configure(args) = &cli.command {
+        return finish(configure::run(&cli, args).await, cli.json);
+    }
     if let Err(e) = config::load_env_file(opts.env_file.as_deref()) {
         return report_config_error(&e, cli.json);
     }
@@ -85,7 +91,11 @@ async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyh
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Daemon => crate::daemon::run(opts.clone(), config).await,
         Command::Node(crate::cli::NodeModeCommand::Status) => node::status(&config, cli.json).await,
-        Command::List(_) | Command::Config(_) | Command::Master(_) | Command::Completions(_) => {
+        Command::List(_)
+        | Command::Config(_)
+        | Command::Master(_)
+        | Command::Completions(_)
+        | Command::Configure(_) => {
             unreachable!("loaded and run by `run`")
         }
     }

@@ -3,7 +3,7 @@
 use super::mb;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::storage::Purpose;
+use crate::storage::{Purpose, StorageResult, Target};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -28,15 +28,7 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
     let targets = crate::node::read_source(config, &catalog)
         .servers(Purpose::Read)
         .await?;
-    let checks = targets.iter().map(|server| {
-        let prefix = prefix.clone();
-        async move {
-            match server.store() {
-                Ok(store) => store.check(&prefix).await,
-                Err(e) => Err(e),
-            }
-        }
-    });
+    let checks = targets.iter().map(|server| check_target(server, &prefix));
     let results = futures::future::join_all(checks).await;
     let mut reports = Vec::new();
     for (server, result) in targets.iter().zip(results) {
@@ -85,4 +77,11 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(if failed > 0 { crate::EXIT_FAILED } else { 0 })
+}
+
+/// The live check of one server: reachable, credentials valid, bucket
+/// there (a `local` directory: present and writable). `configure` runs
+/// the same check before it saves a server.
+pub(crate) async fn check_target(server: &Target, prefix: &str) -> StorageResult<()> {
+    server.store()?.check(prefix).await
 }

@@ -124,19 +124,23 @@ pub fn read_env_file(path: &Path) -> Result<EnvFile, ConfigError> {
             MAX_ENV_FILE / 1024
         )));
     }
-    let mut out = EnvFile {
-        path: Some(path.to_path_buf()),
-        ..EnvFile::default()
-    };
-    for item in dotenvy::from_read_iter(text.as_slice()) {
+    let mut out = parse_env_text(&text).map_err(fail)?;
+    out.path = Some(path.to_path_buf());
+    Ok(out)
+}
+
+/// The variables of an env file's text, with the rules of
+/// [`read_env_file`] but no file checks (`configure` validates the text it
+/// is about to write). Errors name the position, never the line.
+pub fn parse_env_text(text: &[u8]) -> Result<EnvFile, String> {
+    let mut out = EnvFile::default();
+    for item in dotenvy::from_read_iter(text) {
         // dotenvy's parse errors quote the offending line, which may hold
         // a secret: report only the position.
-        let (name, value) = item.map_err(|e| {
-            fail(match e {
-                dotenvy::Error::LineParse(_, idx) => format!("syntax error at byte {idx}"),
-                dotenvy::Error::Io(io) => io.to_string(),
-                _ => "cannot parse".into(),
-            })
+        let (name, value) = item.map_err(|e| match e {
+            dotenvy::Error::LineParse(_, idx) => format!("syntax error at byte {idx}"),
+            dotenvy::Error::Io(io) => io.to_string(),
+            _ => "cannot parse".into(),
         })?;
         if is_accepted_name(&name) {
             out.vars.entry(name).or_insert(value);

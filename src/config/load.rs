@@ -103,21 +103,41 @@ pub(super) fn read_toml(
         }
         return Ok((RawConfig::default(), None));
     }
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let raw = parse_toml(&text, &path)?;
+    Ok((raw, Some(path)))
+}
+
+/// The TOML text of the file at `path` as [`RawConfig`]: every shape
+/// problem at once (see [`super::shape`]).
+fn parse_toml(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
     let value = config::Config::builder()
-        .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .build()
         .and_then(|c| c.try_deserialize::<toml::Value>())
         .map_err(|e| ConfigError::File {
-            path: path.clone(),
-            message: name_duplicate_key(scrub_parse_error(&e.to_string()), &path),
+            path: path.to_path_buf(),
+            message: name_duplicate_key(scrub_parse_error(&e.to_string()), text),
         })?;
-    let raw = super::shape::deserialize(value).map_err(ConfigError::Invalid)?;
-    Ok((raw, Some(path)))
+    super::shape::deserialize(value).map_err(ConfigError::Invalid)
+}
+
+/// Validate the TOML text that would be written to `path` against `env`,
+/// as `config check` validates the file: for `configure`, before it
+/// writes anything.
+pub fn build_from_toml(text: &str, path: &Path, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    let raw = parse_toml(text, path)?;
+    let mut config = build(raw, env)?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 /// The TOML parser says only "duplicate key" and where: name the key,
 /// read from that position of the file (a key, never a value).
-fn name_duplicate_key(message: String, path: &Path) -> String {
+fn name_duplicate_key(message: String, text: &str) -> String {
     if !message.contains("duplicate key") {
         return message;
     }
@@ -128,7 +148,7 @@ fn name_duplicate_key(message: String, path: &Path) -> String {
     let (Some(line), Some(column)) = (number_after("line "), number_after("column ")) else {
         return message;
     };
-    let key = std::fs::read_to_string(path).ok().and_then(|text| {
+    let key = (|| {
         let source = text.lines().nth(line.checked_sub(1)?)?;
         let from = source.char_indices().nth(column.checked_sub(1)?)?.0;
         let key: String = source[from..]
@@ -137,7 +157,7 @@ fn name_duplicate_key(message: String, path: &Path) -> String {
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
             .collect();
         (!key.is_empty()).then_some(key)
-    });
+    })();
     match key {
         Some(key) => format!("{message} (the key `{key}` is set twice)"),
         None => message,

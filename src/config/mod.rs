@@ -28,9 +28,12 @@ mod validate;
 pub use database::{DatabaseConfig, check_db_name};
 pub use endpoint::Endpoint;
 pub use envfile::{
-    EnvFile, EnvSources, PACKAGED_ENV_FILE, env_sources, env_var, environment, load_env_file, read_env_file,
+    EnvFile, EnvSources, PACKAGED_ENV_FILE, env_sources, env_var, environment, is_accepted_name, load_env_file,
+    parse_env_text, read_env_file,
 };
-pub use load::{LoadOptions, is_unconfigured, load, load_master, load_state_dir, load_without_env_file};
+pub use load::{
+    LoadOptions, build_from_toml, is_unconfigured, load, load_master, load_state_dir, load_without_env_file,
+};
 pub use master::{MasterServerConfig, RawMasterServer};
 pub use model::*;
 pub use node::{Mode, NodeConfig, RawMaster};
