@@ -81,11 +81,11 @@ pub(super) fn env_servers(env: &BTreeMap<String, String>, problems: &mut Vec<Pro
             },
             other => {
                 let known: Vec<&str> = SERVER_FIELDS.iter().map(|(e, _)| *e).collect();
-                problems.push(problem(
-                    "servers",
-                    Some(name.clone()),
-                    format!("unknown field {other:?}; known fields: {}", known.join(", ")),
-                ));
+                let message = match super::shape::did_you_mean(other, known.iter().copied()) {
+                    Some(best) => format!("unknown field {other:?}; did you mean {best:?}?"),
+                    None => format!("unknown field {other:?}; known fields: {}", known.join(", ")),
+                };
+                problems.push(problem("servers", Some(name.clone()), message));
             }
         }
     }

@@ -125,6 +125,7 @@ fn unknown_env_fields_are_problems() {
     e.insert("S3_SERVER_1_BUCKT".into(), "typo".into());
     let err = build(RawConfig::default(), &with_host(e)).unwrap_err();
     assert!(err.to_string().contains("S3_SERVER_1_BUCKT"), "{err}");
+    assert!(err.to_string().contains("did you mean \"BUCKET\"?"), "{err}");
 }
 
 #[test]
