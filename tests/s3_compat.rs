@@ -19,6 +19,7 @@ per_server!(
     virtual_hosted_style_backs_up_and_restores,
     a_region_the_server_does_not_use_is_named,
     a_server_without_upload_part_fails_over_naming_the_call,
+    a_part_damaged_on_the_way_never_passes_unnoticed,
 );
 
 fn site_toml(name: &str, path: &std::path::Path) -> String {
@@ -346,4 +347,37 @@ fn a_server_without_upload_part_fails_over_naming_the_call(rig: &Rig) {
     let prefix = format!("{}/", ws.host_id);
     assert!(rig.pending_uploads(&rig.buckets[0], &prefix).is_empty());
     assert!(rig.data_keys(&rig.buckets[0], &prefix).is_empty());
+}
+
+/// A proxy flips one byte of the first part. Garage checks the part's
+/// CRC32C and refuses it, so it is sent again and the archive is whole.
+/// s3s-fs neither checks nor echoes part checksums: the damaged part is
+/// stored, the backup logs once that parts go unverified there, and
+/// `verify` catches the damage with the archive's SHA-256.
+fn a_part_damaged_on_the_way_never_passes_unnoticed(rig: &Rig) {
+    let proxy = HttpProxy::start(&rig.endpoint, Fault::FlipByteInFirstPart);
+    let mut ws = Workspace::new("flip");
+    let site = ws.make_site("site", 2_000_000);
+    ws.write_config(&site_toml("blog", &site));
+    ws.set_env(rig.server_env(1, &rig.buckets[0]));
+    ws.set_env([("S3_SERVER_1_ENDPOINT".to_string(), proxy.url.clone())]);
+    let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(proxy.seen().iter().any(|s| s.damaged), "nothing was damaged");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = report["results"][0]["archive"]["id"].to_string();
+    let verify = ws.cmd().args(["verify", &id]).output().unwrap();
+    let unverified = stderr(&out).contains("Part checksums are not verified by this server");
+    match rig.kind {
+        S3Kind::Garage => {
+            assert!(!unverified, "{}", stderr(&out));
+            assert!(verify.status.success(), "{}\n{}", stdout(&verify), stderr(&verify));
+        }
+        S3Kind::S3sFs => {
+            assert!(unverified, "{}", stderr(&out));
+            assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+            let text = format!("{}{}", stdout(&verify), stderr(&verify));
+            assert!(text.to_lowercase().contains("checksum"), "{text}");
+        }
+    }
 }
