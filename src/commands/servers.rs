@@ -94,7 +94,10 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
                     } else {
                         ""
                     },
-                    c.part_checksums.word()
+                    match c.part_checksums {
+                        crate::storage::Support::Unknown => "not known before an upload",
+                        other => other.word(),
+                    }
                 );
             }
         }
