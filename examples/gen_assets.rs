@@ -51,6 +51,7 @@ fn main() -> Result<()> {
     }
 
     write_man_pages(&man_dir)?;
+    write_config_page(&man_dir)?;
     write_completions(&completions_dir)?;
     let config = out.join("config.toml");
     fs::write(&config, commented_config(CONFIG_EXAMPLE))
@@ -84,6 +85,60 @@ fn write_man_pages(dir: &Path) -> Result<()> {
         write_subcommand_pages(sub, dir, &date)?;
     }
     Ok(())
+}
+
+/// `sitebackup.toml(5)`: the configuration file, from `config.example.toml`
+/// (the same text that becomes `/etc/sitebackup/config.toml`): one
+/// subsection per table, with its keys and their comments as written.
+fn write_config_page(dir: &Path) -> Result<()> {
+    let date = man_date()?;
+    let mut r = Roff::new();
+    r.control("TH", ["SITEBACKUP.TOML", "5", &date, "sitebackup", "File Formats"]);
+    r.control("SH", ["NAME"]);
+    r.text([roman("sitebackup.toml - configuration file of sitebackup")]);
+    r.control("SH", ["SYNOPSIS"]);
+    r.text([italic("/etc/sitebackup/config.toml")]);
+    r.control("SH", ["DESCRIPTION"]);
+    r.text([roman(
+        "A TOML file. Every key is optional unless marked required. Environment variables override it field by \
+         field; the environment spelling of each key is given beside it. Secrets are better kept in \
+         /etc/sitebackup/sitebackup.env (mode 0600) or in *_file files. `sitebackup config check` validates \
+         the file and prints the effective settings, and every unknown key is reported with the key it \
+         probably meant. The sections below are the example configuration shipped in \
+         /usr/share/doc/sitebackup/config.example.toml.",
+    )]);
+    for (title, lines) in config_sections(CONFIG_EXAMPLE) {
+        r.control("SS", [title.as_str()]);
+        r.control("nf", []);
+        for line in lines {
+            r.text([roman(line)]);
+            r.control("br", []);
+        }
+        r.control("fi", []);
+    }
+    r.control("SH", ["SEE ALSO"]);
+    r.text([bold("sitebackup"), roman("(1)")]);
+    let path = dir.join("sitebackup.toml.5");
+    fs::write(&path, r.render()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The example cut at its table headers (`[upload]`, `[[servers]]`, and
+/// commented-out ones such as `# [master]`); the top-level keys come first
+/// as "Top level".
+fn config_sections(example: &str) -> Vec<(String, Vec<&str>)> {
+    let mut sections: Vec<(String, Vec<&str>)> = vec![("Top level".to_string(), Vec::new())];
+    for line in example.lines() {
+        let bare = line.trim_start_matches('#').trim();
+        let is_header = bare.starts_with('[') && bare.ends_with(']') && !bare.contains(' ');
+        if is_header && sections.last().is_some_and(|(t, _)| t != bare) {
+            sections.push((bare.to_string(), Vec::new()));
+        }
+        if let Some((_, lines)) = sections.last_mut() {
+            lines.push(line);
+        }
+    }
+    sections.retain(|(_, lines)| lines.iter().any(|l| !l.trim().is_empty()));
+    sections
 }
 
 /// The date in the pages' title line: `$SOURCE_DATE_EPOCH` (set by
@@ -174,10 +229,15 @@ fn extra_sections() -> Roff {
         "The systemd unit running sitebackup daemon.",
     );
 
+    r.control("SH", ["EXAMPLES"]);
+    for (command, what) in sitebackup::cli::EXAMPLES {
+        entry(&mut r, command, what);
+    }
+
     r.control("SH", ["EXIT STATUS"]);
-    entry(&mut r, "0", "Success.");
-    entry(&mut r, "1", "A job failed (for example one site of a backup).");
-    entry(&mut r, "2", "Usage or configuration error.");
+    for (code, what) in sitebackup::cli::EXIT_CODES {
+        entry(&mut r, &code.to_string(), what);
+    }
 
     r.control("SH", ["SEE ALSO"]);
     r.text([

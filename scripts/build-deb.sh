@@ -55,7 +55,7 @@ log "generating man pages, completions and config.toml into $assets"
 rm -rf "$assets"
 cargo run --quiet --locked --example gen_assets -- "$assets" >&2
 # cargo-deb only compresses the man pages it did not find under target/.
-gzip -9 --no-name "$assets"/man/*.1
+gzip -9 --no-name "$assets"/man/*.1 "$assets"/man/*.5
 
 log "cargo deb --no-build"
 deb=$(cargo deb --no-build --locked | tail -n 1)

@@ -85,13 +85,16 @@ need_file /usr/lib/systemd/system/$UNIT -rw-r--r--
 need_file /usr/lib/systemd/system/$MASTER_UNIT -rw-r--r--
 need_file /usr/share/man/man1/sitebackup.1.gz -rw-r--r--
 need_file /usr/share/man/man1/sitebackup-restore.1.gz -rw-r--r--
+need_file /usr/share/man/man5/sitebackup.toml.5.gz -rw-r--r--
+need_file /usr/share/doc/sitebackup/README.md -rw-r--r--
+need_file /usr/share/doc/sitebackup/config.example.toml -rw-r--r--
 need_file /usr/share/bash-completion/completions/sitebackup -rw-r--r--
 need_file /usr/share/zsh/vendor-completions/_sitebackup -rw-r--r--
 need_file /etc/sitebackup/config.toml -rw-------
 need_file /etc/sitebackup/sitebackup.env -rw-------
 need_file /usr/share/doc/sitebackup/copyright -rw-r--r--
 need_file /usr/share/doc/sitebackup/changelog.Debian.gz -rw-r--r--
-ok "contents: binary, units, man pages, completions, config files (0600)"
+ok "contents: binary, units, man pages (1, 5), completions, docs, config files (0600)"
 
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles >"$work/conffiles"
 for f in /etc/sitebackup/config.toml /etc/sitebackup/sitebackup.env; do
@@ -219,10 +222,13 @@ ok "installed; sitebackup --version: $got_version"
 [[ -L /etc/systemd/system/multi-user.target.wants/$UNIT ]] || die "the unit is not enabled"
 [[ ! -e /etc/systemd/system/multi-user.target.wants/$MASTER_UNIT ]] || die "$MASTER_UNIT is enabled; it must not be"
 man -w sitebackup >/dev/null || die "man cannot find sitebackup(1)"
+man -w 5 sitebackup.toml >/dev/null || die "man cannot find sitebackup.toml(5)"
+zcat /usr/share/man/man1/sitebackup.1.gz | grep -q '^.SH EXIT STATUS' || die "sitebackup(1) has no EXIT STATUS"
+zcat /usr/share/man/man1/sitebackup.1.gz | grep -q '^.SH EXAMPLES' || die "sitebackup(1) has no EXAMPLES"
 ok "modes 0600/0700, unit enabled, man page found"
 
-# As installed, nothing is configured: config check (the unit's
-# ExecStartPre) refuses to start and names the missing server.
+# As installed, nothing is configured: config check refuses and names the
+# missing server.
 set +e
 check_out=$(cd / && sitebackup config check 2>&1)
 check_rc=$?
@@ -230,6 +236,16 @@ set -e
 ((check_rc == 2)) || die "config check on a fresh install exited $check_rc, expected 2: $check_out"
 grep -q 'No S3 servers configured' <<<"$check_out" || die "config check did not name the missing server: $check_out"
 ok "fresh install: config check exits 2 (No S3 servers configured)"
+
+# The unit's ExecCondition on a fresh install: exit 1, which systemd takes
+# as "skip the unit", not as a failure (no five failed starts at boot).
+set +e
+cond_out=$(cd / && sitebackup -q config check --systemd-condition 2>&1)
+cond_rc=$?
+set -e
+((cond_rc == 1)) || die "config check --systemd-condition on a fresh install exited $cond_rc, expected 1: $cond_out"
+grep -q 'not configured yet' <<<"$cond_out" || die "the unit's condition did not say why it skips: $cond_out"
+ok "fresh install: the unit's ExecCondition skips it (exit 1, not configured yet)"
 
 # The env-file route from the docs: one server in an env file is enough.
 mkdir "$work/store"

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 #[command(
     name = "sitebackup",
     version,
-    about = "Streamed, failover-aware backups of web sites to S3-compatible storage"
+    about = "Streamed, failover-aware backups of web sites to S3-compatible storage",
+    after_help = after_help()
 )]
 pub struct Cli {
     /// TOML configuration file [default: $SITEBACKUP_CONFIG, else /etc/sitebackup/config.toml]
@@ -29,11 +30,67 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The exit statuses, for `--help`, the man page and the README.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (0, "Success."),
+    (
+        1,
+        "A job failed: a site's backup (the other sites still ran), a restore, a verify, a prune, a server check.",
+    ),
+    (
+        2,
+        "Usage or configuration error: nothing was done; the message names the argument, key or environment variable.",
+    ),
+    (
+        3,
+        "backup: every site was stored, but some with warnings (files that could not be read or changed while read, a suspect archive).",
+    ),
+];
+
+/// Command lines an operator starts from, for `--help` and the man page.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "sitebackup config check",
+        "Validate the configuration and show where each setting came from.",
+    ),
+    (
+        "sitebackup servers",
+        "Test every storage server: reachable, credentials, bucket, usage.",
+    ),
+    ("sitebackup backup --all", "Back up every configured site now."),
+    ("sitebackup list --site blog", "The archives of one site, newest first."),
+    (
+        "sitebackup verify --all",
+        "Download every archive and check its checksum and contents.",
+    ),
+    (
+        "sitebackup restore 42 --to /srv/restore/blog",
+        "Restore archive 42 (an id from `list`) into a new directory.",
+    ),
+    (
+        "sitebackup prune --dry-run",
+        "What retention would delete, without deleting.",
+    ),
+];
+
+/// EXAMPLES and EXIT STATUS, after the options in `--help`.
+fn after_help() -> String {
+    let mut out = String::from("Examples:\n");
+    for (command, what) in EXAMPLES {
+        out.push_str(&format!("  {command}\n      {what}\n"));
+    }
+    out.push_str("\nExit status:\n");
+    for (code, what) in EXIT_CODES {
+        out.push_str(&format!("  {code}  {what}\n"));
+    }
+    out
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the scheduler until SIGTERM (systemd ExecStart)
     Daemon,
-    /// Back up now; exit 1 if any site failed
+    /// Back up now; exit 1 if any site failed, 3 if all were stored but some with warnings
     Backup(BackupArgs),
     /// Archives in the catalog
     List(ListArgs),
@@ -56,6 +113,13 @@ pub enum Command {
     /// The central master: providers, node credentials, usage (reads only [master_server])
     #[command(subcommand)]
     Master(MasterCommand),
+}
+
+impl Command {
+    /// A long-running service (logs from INFO by default).
+    pub fn is_service(&self) -> bool {
+        matches!(self, Command::Daemon | Command::Master(MasterCommand::Serve))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,8 +180,13 @@ pub enum NodeCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print it with secrets redacted
-    Check,
+    /// Validate the configuration and print it with secrets redacted (with -q: only problems)
+    Check {
+        /// For the unit's ExecCondition=: exit 1 (systemd skips the unit, not a failure) when nothing
+        /// is configured yet, 255 (the unit fails) when the configuration is invalid, 0 when it is valid
+        #[arg(long)]
+        systemd_condition: bool,
+    },
 }
 
 #[derive(Debug, Args)]

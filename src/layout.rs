@@ -1,7 +1,7 @@
 //! The object layout: the one place that formats and parses archive keys,
 //! their checksum sidecars and the prefix an installation owns.
 //!
-//! Two layouts share the bucket namespace (DESIGN §4):
+//! Two layouts share the bucket namespace:
 //!
 //! - standalone: `{host_id}/{YYYY}/{MM}/{DD}/{site}-backup-{YYYYMMDD-HHMMSS}[-N].tar.zst`
 //! - node mode: `{node_uuid}/{site_uuid}/{site}_{YYYYMMDD_HHMMSS}[-N].tar.zst`

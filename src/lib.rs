@@ -68,3 +68,6 @@ pub mod telemetry;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit status for a usage or configuration error.
 pub const EXIT_CONFIG: u8 = 2;
+/// `backup`: every site was stored, but some with warnings (files that
+/// could not be read or changed while they were read), as restic does.
+pub const EXIT_WARNINGS: u8 = 3;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    sitebackup::telemetry::init(cli.verbose, cli.quiet);
+    sitebackup::telemetry::init(cli.verbose, cli.quiet, cli.command.is_service());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

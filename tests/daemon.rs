@@ -90,7 +90,7 @@ fn daemon_runs_schedules_prunes_reloads_and_stops() {
     });
     let entry = failed_reload(&ws).unwrap_or_else(|| panic!("no failed reload logged:\n{}", log(&ws)));
     assert!(
-        entry.contains("sites[shop].schedule"),
+        entry.contains("sites[name=shop].schedule"),
         "the failed reload names the key: {entry}"
     );
 
@@ -130,13 +130,16 @@ fn values_that_would_crash_later_are_configuration_errors() {
     let good = config(&host, &state, "", daily);
     let retention = |within: &str| format!("{good}[sites.retention]\nkeep_within = \"{within}\"\n");
     let cases: Vec<(String, &str)> = vec![
-        (retention("99999999999999999999d"), "sites[blog].retention.keep_within"),
-        (retention("999999y"), "sites[blog].retention.keep_within"),
+        (
+            retention("99999999999999999999d"),
+            "sites[name=blog].retention.keep_within",
+        ),
+        (retention("999999y"), "sites[name=blog].retention.keep_within"),
         (
             good.replace("[daemon]\n", "[daemon]\ndrain_timeout_secs = 9223372036854775807\n"),
             "daemon.drain_timeout_secs",
         ),
-        (config(&host, &state, "", "0 0 0 30 2 *"), "sites[blog].schedule"),
+        (config(&host, &state, "", "0 0 0 30 2 *"), "sites[name=blog].schedule"),
         (config(".x", &state, "", daily), "host_id"),
         (config(&host, &site.join("state"), "", daily), "state_dir"),
         (

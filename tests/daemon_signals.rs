@@ -241,7 +241,7 @@ fn sighup_during_a_backup_leaves_it_untouched() {
         notify.all()[failed]
     );
     let entry = failed_reload(&s.ws).unwrap_or_else(|| panic!("no failed reload logged:\n{}", log(&s.ws)));
-    assert!(entry.contains("sites[slow].schedule"), "the key is named: {entry}");
+    assert!(entry.contains("sites[name=slow].schedule"), "the key is named: {entry}");
 
     // A valid file that would exclude the one big file.
     let n = notify.all().len();

@@ -104,7 +104,7 @@ fn config_check_lists_every_problem_without_secrets() {
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("S3_SERVER_2_BUCKET"), "{all}");
-    assert!(all.contains("sites[blog].schedule"), "{all}");
+    assert!(all.contains("sites[name=blog].schedule"), "{all}");
     assert!(!all.contains(&rig.secret_key), "secret leaked:\n{all}");
 
     // Fixed, it prints the effective config, redacted, and exits 0.
@@ -139,7 +139,7 @@ fn a_missing_site_fails_only_its_own_backup() {
     let out = ws.cmd().args(["config", "check"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("sites[gone].path") && stderr(&out).contains("not a readable directory"),
+        stderr(&out).contains("sites[name=gone].path") && stderr(&out).contains("not a readable directory"),
         "{}",
         stderr(&out)
     );

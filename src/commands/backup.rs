@@ -2,16 +2,13 @@
 
 use super::UsageError;
 use crate::catalog::Catalog;
-use crate::catalog::RunOutcome;
+use crate::catalog::{AttemptOutcome, RunOutcome};
 use crate::cli::BackupArgs;
 use crate::config::Config;
 use crate::pipeline::{BackupJob, BackupReport, Progress};
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Result<u8> {
+pub async fn run(config: &Config, args: &BackupArgs, json: bool, show_bar: bool) -> anyhow::Result<u8> {
     let sites = select_sites(config, args)?;
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let master = crate::node::client(config).transpose()?;
@@ -19,11 +16,10 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
     let config = Arc::new(config.clone());
     let cancel = crate::signals::cancel_on_interrupt("Interrupted: aborting the running upload.");
 
-    let show_bar = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     for site in sites {
         let progress = Arc::new(Progress::default());
-        let bar = show_bar.then(|| progress_bar(&site.name, progress.clone()));
+        let bar = show_bar.then(|| super::progress::backup_bar(&site.name, progress.clone()));
         // Standalone: the configured servers; node mode: a fresh lease.
         let servers = crate::node::BackupSource::for_site(&config, &catalog, &site).await;
         let job = BackupJob {
@@ -38,9 +34,8 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
         };
         let report = job.run().await;
         servers.report(&catalog, master.as_ref(), &report).await;
-        if let Some((bar, ticker)) = bar {
-            ticker.abort();
-            bar.finish_and_clear();
+        if let Some(bar) = bar {
+            bar.finish();
         }
         if !json {
             print_summary(&report);
@@ -51,10 +46,7 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
         }
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "results": reports }))?
-        );
+        super::print_json(&serde_json::json!({ "results": reports }));
     }
     if let Some(r) = reports.iter().find(|r| r.foreign_owner) {
         eprintln!(
@@ -65,8 +57,18 @@ pub async fn run(config: &Config, args: &BackupArgs, json: bool) -> anyhow::Resu
         );
         return Ok(crate::EXIT_CONFIG);
     }
-    let failed = reports.iter().any(|r| r.outcome == RunOutcome::Failed);
-    Ok(if failed { crate::EXIT_FAILED } else { 0 })
+    Ok(exit_code(&reports))
+}
+
+/// 1 when any site failed, else 3 when any was stored with warnings, else 0.
+fn exit_code(reports: &[BackupReport]) -> u8 {
+    if reports.iter().any(|r| r.outcome == RunOutcome::Failed) {
+        crate::EXIT_FAILED
+    } else if reports.iter().any(|r| r.outcome == RunOutcome::Warning) {
+        crate::EXIT_WARNINGS
+    } else {
+        0
+    }
 }
 
 fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config::SiteConfig>, UsageError> {
@@ -90,28 +92,6 @@ fn select_sites(config: &Config, args: &BackupArgs) -> Result<Vec<crate::config:
         .collect()
 }
 
-fn progress_bar(site: &str, progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {bytes}/{total_bytes} read, {msg} uploaded ({bytes_per_sec}, ETA {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(site.to_string());
-    let b = bar.clone();
-    let ticker = tokio::spawn(async move {
-        loop {
-            b.set_length(progress.total.load(Ordering::Relaxed));
-            b.set_position(progress.read.load(Ordering::Relaxed));
-            b.set_message(indicatif::HumanBytes(progress.uploaded.load(Ordering::Relaxed)).to_string());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    (bar, ticker)
-}
-
 fn print_summary(r: &BackupReport) {
     match (&r.archive, r.outcome) {
         (Some(a), outcome) => {
@@ -129,6 +109,9 @@ fn print_summary(r: &BackupReport) {
                 a.sha256,
                 r.duration_secs
             );
+            if let Some(failover) = failover(r, a.server_id) {
+                println!("  {failover}");
+            }
             for w in &r.warnings {
                 println!("  warning: {w}");
             }
@@ -145,4 +128,16 @@ fn print_summary(r: &BackupReport) {
             }
         }
     }
+}
+
+/// `stored on server 2 after server 1 failed: <reason>` when the archive
+/// is not on the first server tried.
+fn failover(r: &BackupReport, stored_on: u32) -> Option<String> {
+    let before: Vec<String> = r
+        .attempts
+        .iter()
+        .filter(|a| a.outcome != AttemptOutcome::Succeeded)
+        .map(|a| format!("server {} {}: {}", a.server_id, a.outcome, a.reason))
+        .collect();
+    (!before.is_empty()).then(|| format!("stored on server {stored_on} after {}", before.join("; ")))
 }

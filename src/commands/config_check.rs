@@ -1,80 +1,104 @@
-//! `config check`: validate, then print the effective config, redacted.
+//! `config check`: validate, then print the effective config as a TOML
+//! file (secrets redacted) headed by where the settings came from. With
+//! `-q`, only problems are printed (the unit's `ExecStartPre`).
 
 use crate::EXIT_CONFIG;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, EnvSources};
+use std::fmt::Write as _;
 
-pub fn run(loaded: Result<Config, ConfigError>, json: bool) -> u8 {
+pub fn run(loaded: Result<Config, ConfigError>, json: bool, quiet: bool) -> u8 {
     let config = match loaded {
         Ok(c) => c,
         Err(e) => return super::report_config_error(&e, json),
     };
+    let sources = crate::config::env_sources();
     let redacted = config.redacted();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "valid": true, "warnings": config.warnings, "config": redacted })
-        );
+        super::print_json(&serde_json::json!({
+            "valid": true,
+            "warnings": config.warnings,
+            "sources": { "config_file": config.source, "env": sources },
+            "config": redacted,
+        }));
         return 0;
     }
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    match toml_text(&redacted) {
+    if quiet {
+        return 0;
+    }
+    match toml::to_string(&redacted) {
         Ok(text) => {
-            println!("# Configuration is valid. Effective settings (secrets redacted):");
-            print!("{text}");
+            print!("{}{text}", header(&config, &sources));
             0
         }
         Err(e) => {
-            eprintln!("error: cannot render configuration: {e}");
+            eprintln!("error: cannot render the configuration: {e}");
             EXIT_CONFIG
         }
     }
 }
 
-/// Render through JSON, dropping nulls, which TOML cannot express.
-fn toml_text(redacted: &crate::config::RedactedConfig) -> Result<String, String> {
-    let mut value = serde_json::to_value(redacted).map_err(|e| e.to_string())?;
-    strip_nulls(&mut value);
-    let mut out = String::new();
-    if let serde_json::Value::Object(map) = &value {
-        for (k, v) in map {
-            if !v.is_array() && !v.is_object() {
-                out.push_str(&format!("{k} = {v}\n"));
+/// `config check --systemd-condition`, the unit's `ExecCondition=`: a
+/// host where nothing is configured yet (the package's commented-out
+/// files) skips the unit at boot instead of failing it five times; an
+/// invalid configuration still fails it, with every problem in the journal.
+pub fn condition(loaded: Result<Config, ConfigError>, unconfigured: bool) -> u8 {
+    /// systemd: 1..=254 skips the unit, 255 fails it.
+    const SKIP: u8 = 1;
+    const FAIL: u8 = 255;
+    match loaded {
+        Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("warning: {w}");
             }
+            0
         }
-        for (k, v) in map {
-            match v {
-                serde_json::Value::Object(obj) => {
-                    out.push_str(&format!("\n[{k}]\n"));
-                    for (ik, iv) in obj {
-                        out.push_str(&format!("{ik} = {iv}\n"));
-                    }
-                }
-                serde_json::Value::Array(items) => {
-                    for item in items {
-                        out.push_str(&format!("\n[[{k}]]\n"));
-                        if let serde_json::Value::Object(obj) = item {
-                            for (ik, iv) in obj {
-                                out.push_str(&format!("{ik} = {iv}\n"));
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
+        Err(_) if unconfigured => {
+            eprintln!(
+                "sitebackup is not configured yet (no server, no site): not starting. \
+                 Configure it (`sitebackup configure`, or {} and {}), then `systemctl start sitebackup`.",
+                crate::config::DEFAULT_CONFIG_PATH,
+                crate::config::PACKAGED_ENV_FILE
+            );
+            SKIP
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            FAIL
         }
     }
-    Ok(out)
 }
 
-fn strip_nulls(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(strip_nulls);
+/// TOML comments: the files read and the variables that came from the
+/// environment (names only).
+fn header(config: &Config, sources: &EnvSources) -> String {
+    let mut out = String::from("# The configuration is valid.\n");
+    let _ = match &config.source {
+        Some(path) => writeln!(out, "# Config file: {}", path.display()),
+        None => writeln!(
+            out,
+            "# Config file: none ({} does not exist)",
+            crate::config::DEFAULT_CONFIG_PATH
+        ),
+    };
+    let _ = match &sources.env_file {
+        Some(path) => writeln!(out, "# Env file: {}", path.display()),
+        None => writeln!(out, "# Env file: none"),
+    };
+    for (label, names) in [
+        ("From the env file", &sources.from_env_file),
+        ("From the process environment", &sources.from_environment),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(out, "# {label} (they win over the TOML): {}", names.join(", "));
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
-        _ => {}
     }
+    let _ = writeln!(
+        out,
+        "# Effective settings; secrets read {:?}: put the real values back to load this file.\n",
+        crate::config::REDACTED
+    );
+    out
 }

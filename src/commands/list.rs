@@ -84,7 +84,7 @@ pub fn run(state_dir: &Path, configured: Option<&[String]>, args: &ListArgs, jso
                 verify_ok: r.verify_outcome.map(|v| v == VerifyOutcome::Ok),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        super::print_json(&entries);
         return Ok(0);
     }
     if rows.is_empty() {
@@ -92,8 +92,8 @@ pub fn run(state_dir: &Path, configured: Option<&[String]>, args: &ListArgs, jso
         return Ok(0);
     }
     println!(
-        "{:>5}  {:<20}  {:>6}  {:<9}  {:<7}  {:>12}  {:<20}  KEY",
-        "ID", "SITE", "SERVER", "STATUS", "MARK", "SIZE", "CREATED"
+        "{:>5}  {:<20}  {:>6}  {:<9}  {:<7}  {:>12}  {:<20}  {:<23}  KEY",
+        "ID", "SITE", "SERVER", "STATUS", "MARK", "SIZE", "CREATED", "VERIFIED"
     );
     for r in &rows {
         let (mark, why) = match r.condition() {
@@ -102,7 +102,7 @@ pub fn run(state_dir: &Path, configured: Option<&[String]>, args: &ListArgs, jso
             Condition::Corrupt => ("corrupt", r.verify_error.as_deref()),
         };
         println!(
-            "{:>5}  {:<20}  {:>6}  {:<9}  {:<7}  {:>12}  {:<20}  {}",
+            "{:>5}  {:<20}  {:>6}  {:<9}  {:<7}  {:>12}  {:<20}  {:<23}  {}",
             r.id,
             r.site,
             r.server_id,
@@ -110,6 +110,7 @@ pub fn run(state_dir: &Path, configured: Option<&[String]>, args: &ListArgs, jso
             mark,
             super::mb(r.size_bytes),
             r.created_at,
+            verified(r),
             r.key
         );
         if let Some(why) = why {
@@ -117,4 +118,13 @@ pub fn run(state_dir: &Path, configured: Option<&[String]>, args: &ListArgs, jso
         }
     }
     Ok(0)
+}
+
+/// `ok 2026-12-02T10:00:00Z`, `corrupt …`, `inconclusive …`, or `never`.
+fn verified(r: &crate::catalog::ArchiveRow) -> String {
+    match (r.verify_outcome, r.verified_at.as_deref()) {
+        (Some(outcome), Some(at)) => format!("{outcome} {}", at.get(..20).unwrap_or(at)),
+        (Some(outcome), None) => outcome.to_string(),
+        (None, _) => "never".to_string(),
+    }
 }

@@ -41,7 +41,7 @@ pub async fn run(cfg: &MasterServerConfig, command: &MasterCommand, json: bool) 
         MasterCommand::RotateKey => {
             let report = rotate::rotate(&cfg.state_dir, &cfg.key_file, |_| ()).context("rotate-key")?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                super::print_json(&report);
             } else {
                 if report.resumed {
                     eprintln!("Finished an interrupted rotation.");
@@ -79,7 +79,7 @@ fn token(cfg: &MasterServerConfig, command: &TokenCommand, json: bool) -> anyhow
         TokenCommand::List => {
             let tokens = repo.list_tokens()?;
             if json {
-                println!("{}", serde_json::to_string(&tokens)?);
+                super::print_json(&tokens);
             } else {
                 println!(
                     "{:>4}  {:<11}  {:<36}  {:<24}  {:<8}  LABEL",
@@ -144,7 +144,7 @@ fn node(cfg: &MasterServerConfig, command: &NodeCommand, json: bool) -> anyhow::
                         })
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(list));
+                super::print_json(&list);
             } else {
                 println!(
                     "{:<36}  {:<20}  {:>12}  {:>10}  {:>5}  LAST SEEN",

@@ -6,6 +6,7 @@ mod config_check;
 mod list;
 mod master;
 mod node;
+mod progress;
 mod prune;
 mod reconcile;
 mod restore;
@@ -30,8 +31,12 @@ pub async fn run(cli: Cli) -> u8 {
         return report_config_error(&e, cli.json);
     }
     let result = match &cli.command {
-        Command::Config(ConfigCommand::Check) => {
-            return config_check::run(config::load_without_env_file(&opts), cli.json);
+        Command::Config(ConfigCommand::Check { systemd_condition }) => {
+            let loaded = config::load_without_env_file(&opts);
+            if *systemd_condition {
+                return config_check::condition(loaded, config::is_unconfigured(&opts));
+            }
+            return config_check::run(loaded, cli.json, cli.quiet);
         }
         Command::Master(command) => match config::load_master(&opts) {
             Ok(master_config) => master::run(&master_config, command, cli.json).await,
@@ -61,12 +66,14 @@ async fn dispatch(cli: &Cli, opts: &LoadOptions, config: config::Config) -> anyh
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    // Progress bars: on a terminal, and not with --json or -q.
+    let bar = !cli.json && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     match &cli.command {
         Command::Servers => servers::run(&config, cli.json).await,
-        Command::Backup(args) => backup::run(&config, args, cli.json).await,
+        Command::Backup(args) => backup::run(&config, args, cli.json, bar).await,
         Command::Prune(args) => prune::run(&config, args, cli.json).await,
-        Command::Restore(args) => restore::run(&config, args, cli.json).await,
-        Command::Verify(args) => verify::run(&config, args, cli.json).await,
+        Command::Restore(args) => restore::run(&config, args, cli.json, bar).await,
+        Command::Verify(args) => verify::run(&config, args, cli.json, bar).await,
         Command::Reconcile(args) => reconcile::run(&config, args, cli.json).await,
         Command::Daemon => crate::daemon::run(opts.clone(), config).await,
         Command::Node(crate::cli::NodeModeCommand::Status) => node::status(&config, cli.json).await,
@@ -105,14 +112,14 @@ fn finish(result: anyhow::Result<u8>, json: bool) -> u8 {
             }
             if let Some(usage) = e.downcast_ref::<UsageError>() {
                 if json {
-                    println!("{}", serde_json::json!({ "error": usage.0 }));
+                    print_json(&serde_json::json!({ "error": usage.0 }));
                 }
                 eprintln!("error: {usage}");
                 return EXIT_CONFIG;
             }
-            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
             if json {
-                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+                print_json(&serde_json::json!({ "error": format!("{e:#}") }));
             }
             EXIT_FAILED
         }
@@ -121,7 +128,7 @@ fn finish(result: anyhow::Result<u8>, json: bool) -> u8 {
 
 pub(crate) fn report_config_error(e: &ConfigError, json: bool) -> u8 {
     if json {
-        println!("{}", serde_json::json!({ "valid": false, "problems": e.problems() }));
+        print_json(&serde_json::json!({ "valid": false, "problems": e.problems() }));
     }
     eprintln!("error: {e}");
     EXIT_CONFIG
@@ -129,4 +136,16 @@ pub(crate) fn report_config_error(e: &ConfigError, json: bool) -> u8 {
 
 pub(crate) fn mb(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+/// Every command's `--json` document: pretty-printed, one per run, on
+/// stdout.
+pub(crate) fn print_json<T: serde::Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => println!(
+            "{}",
+            serde_json::json!({ "error": format!("cannot render the result: {e}") })
+        ),
+    }
 }

@@ -82,7 +82,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<u8> {
         last_sync_error: last_err,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        super::print_json(&status);
     } else {
         print_status(&status);
     }

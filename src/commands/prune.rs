@@ -86,10 +86,7 @@ pub async fn run(config: &Config, args: &PruneArgs, json: bool) -> anyhow::Resul
         }
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "sites": docs }))?
-        );
+        super::print_json(&serde_json::json!({ "sites": docs }));
     }
     Ok(if failed { crate::EXIT_FAILED } else { 0 })
 }

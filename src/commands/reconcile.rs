@@ -83,10 +83,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs, json: bool) -> anyhow::R
         .iter()
         .any(|r| r.error.is_some() || r.applied.as_ref().is_some_and(|a| !a.errors.is_empty()));
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "dry_run": args.dry_run, "servers": results }))?
-        );
+        super::print_json(&serde_json::json!({ "dry_run": args.dry_run, "servers": results }));
     } else {
         for r in &results {
             print_result(r);

@@ -15,10 +15,7 @@ use crate::config::{Config, SiteConfig};
 use crate::database::{self, DbSettings, ImportInto};
 use crate::restore::{self, DownloadProgress, RestoreOptions, RestoreReport};
 use anyhow::Context;
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// `--with-db` alone: nothing says which database to fill.
@@ -30,13 +27,13 @@ const WITH_DB_NEEDS_TARGET: &str = "--with-db needs to be told which database re
 /// A usage error: printed, exit 2.
 fn usage(json: bool, message: &str) -> u8 {
     if json {
-        println!("{}", serde_json::json!({ "error": message }));
+        super::print_json(&serde_json::json!({ "error": message }));
     }
     eprintln!("error: {message}");
     crate::EXIT_CONFIG
 }
 
-pub async fn run(config: &Config, args: &RestoreArgs, json: bool) -> anyhow::Result<u8> {
+pub async fn run(config: &Config, args: &RestoreArgs, json: bool, show_bar: bool) -> anyhow::Result<u8> {
     if args.with_db && args.db_name.is_none() && !args.overwrite_live_db {
         return Ok(usage(json, WITH_DB_NEEDS_TARGET));
     }
@@ -55,15 +52,14 @@ pub async fn run(config: &Config, args: &RestoreArgs, json: bool) -> anyhow::Res
     };
     let cancel = interrupt_token();
     let progress = Arc::new(DownloadProgress::default());
-    let bar = (!json && std::io::stderr().is_terminal()).then(|| download_bar(&located.key, progress.clone()));
+    let bar = show_bar.then(|| super::progress::download_bar(&located.key, progress.clone()));
     let opts = RestoreOptions {
         extract: ExtractOptions::for_current_user().with_limits(config.restore.limits()),
         keep_partial: args.keep_partial,
     };
     let result = restore::restore_to(&located, &args.to, opts, &progress, &cancel).await;
-    if let Some((bar, ticker)) = bar {
-        ticker.abort();
-        bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish();
     }
     let report = result?;
     let import = match plan {
@@ -75,7 +71,7 @@ pub async fn run(config: &Config, args: &RestoreArgs, json: bool) -> anyhow::Res
         if let (Some(obj), Some(import)) = (doc.as_object_mut(), &import) {
             obj.insert("database_import".into(), serde_json::to_value(import)?);
         }
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        super::print_json(&doc);
     } else {
         print_report(&report);
         if let Some(i) = &import {
@@ -223,29 +219,4 @@ fn print_report(r: &RestoreReport) {
 /// partial tree is cleaned up.
 pub(super) fn interrupt_token() -> CancellationToken {
     crate::signals::cancel_on_interrupt("Interrupted: stopping the download.")
-}
-
-/// A download progress bar on stderr, refreshed from `progress`.
-pub(super) fn download_bar(
-    label: &str,
-    progress: Arc<DownloadProgress>,
-) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(label.rsplit('/').next().unwrap_or(label).to_string());
-    let b = bar.clone();
-    let ticker = tokio::spawn(async move {
-        loop {
-            b.set_length(progress.total.load(Ordering::Relaxed));
-            b.set_position(progress.done.load(Ordering::Relaxed));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    (bar, ticker)
 }

@@ -62,7 +62,7 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
     }
     let failed = reports.iter().filter(|r| !r.ok).count();
     if json {
-        println!("{}", serde_json::json!({ "servers": reports }));
+        super::print_json(&serde_json::json!({ "servers": reports }));
     } else {
         println!("Configured S3 servers: {}", reports.len());
         for r in &reports {

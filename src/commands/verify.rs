@@ -4,15 +4,15 @@
 //! Only a proven mismatch marks an archive `corrupt` (the next `prune`
 //! removes it); a failed download leaves it `inconclusive`.
 
-use super::restore::{download_bar, interrupt_token};
+use super::progress::download_bar;
+use super::restore::interrupt_token;
 use crate::catalog::{Catalog, ListFilter, VerifyOutcome};
 use crate::cli::VerifyArgs;
 use crate::config::Config;
 use crate::restore::{self, DownloadProgress, VerifyReport};
-use std::io::IsTerminal;
 use std::sync::Arc;
 
-pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<u8> {
+pub async fn run(config: &Config, args: &VerifyArgs, json: bool, show_bar: bool) -> anyhow::Result<u8> {
     let catalog = Arc::new(Catalog::open(&config.state_dir)?);
     let source = crate::node::read_source(config, &catalog);
     let targets: Vec<String> = if args.all {
@@ -33,7 +33,6 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     };
 
     let cancel = interrupt_token();
-    let show_bar = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     for archive in &targets {
         let report = match restore::locate(source.as_ref(), &catalog, archive).await {
@@ -42,9 +41,8 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
                 let progress = Arc::new(DownloadProgress::default());
                 let bar = show_bar.then(|| download_bar(&located.key, progress.clone()));
                 let report = restore::verify(archive, &located, config.restore.limits(), &progress, &cancel).await;
-                if let Some((bar, ticker)) = bar {
-                    ticker.abort();
-                    bar.finish_and_clear();
+                if let Some(bar) = bar {
+                    bar.finish();
                 }
                 report
             }
@@ -76,10 +74,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     }
     let failed = reports.iter().filter(|r| !r.ok).count();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "ok": failed == 0, "results": reports }))?
-        );
+        super::print_json(&serde_json::json!({ "ok": failed == 0, "results": reports }));
     } else if targets.is_empty() {
         println!("No complete archives in the catalog.");
     } else {
@@ -104,7 +99,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
 
 fn print_report(r: &VerifyReport) {
     let id = r.id.map(|id| format!("#{id} ")).unwrap_or_default();
-    let name = r.key.as_deref().unwrap_or(&r.archive);
+    let name = r.key.as_deref().unwrap_or(&r.requested);
     if r.ok {
         let against: Vec<&str> = r.checked_against.iter().map(|c| c.describe()).collect();
         let files = r.stats.as_ref().map_or(0, |s| s.files);

@@ -101,14 +101,6 @@ impl DatabaseConfig {
             timeout_secs,
         })
     }
-
-    /// The table as the operator would write it, password left out.
-    pub fn describe(&self) -> String {
-        if !self.enabled {
-            return "disabled".into();
-        }
-        format!("name={}", self.name.as_deref().unwrap_or("(from wp-config.php)"))
-    }
 }
 
 /// A database name becomes the archive entry `database/{name}.sql`.

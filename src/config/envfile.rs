@@ -28,6 +28,8 @@ const MAX_ENV_FILE: u64 = 1024 * 1024;
 
 /// Variables taken from the env file, once per process.
 static FILE_VARS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+/// The env file they came from (`None`: no file was read).
+static FILE_PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
 
 /// What reading an env file gave.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -67,8 +69,40 @@ pub fn load_env_file(path: Option<&Path>) -> Result<(), ConfigError> {
             file.ignored.join(", ")
         );
     }
+    let _ = FILE_PATH.set(file.path);
     let _ = FILE_VARS.set(file.vars);
     Ok(())
+}
+
+/// Where the settings of this process came from, for `config check`:
+/// names only, never values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EnvSources {
+    /// The env file read at start, if any.
+    pub env_file: Option<PathBuf>,
+    /// `SITEBACKUP_*` and `S3_SERVER_*` variables taken from the env file.
+    pub from_env_file: Vec<String>,
+    /// The same names set in the process environment (they win over the
+    /// env file).
+    pub from_environment: Vec<String>,
+}
+
+pub fn env_sources() -> EnvSources {
+    let from_environment: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| is_accepted_name(k))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let from_env_file = FILE_VARS
+        .get()
+        .map(|vars| vars.keys().filter(|k| !from_environment.contains(k)).cloned().collect())
+        .unwrap_or_default();
+    EnvSources {
+        env_file: FILE_PATH.get().cloned().flatten(),
+        from_env_file,
+        from_environment,
+    }
 }
 
 /// Read and check one env file (see the module docs).

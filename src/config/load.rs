@@ -37,15 +37,50 @@ pub fn load_state_dir(opts: &LoadOptions) -> Result<PathBuf, ConfigError> {
     Ok(super::validate::state_dir_of(raw.state_dir, &env))
 }
 
+/// Nothing is configured yet: no server and no site in the TOML file (or
+/// no file), no `S3_SERVER_*` variable, and not a node. A file that cannot
+/// be read or parsed is not "unconfigured": it is an error to show.
+pub fn is_unconfigured(opts: &LoadOptions) -> bool {
+    let env: BTreeMap<String, String> = super::envfile::environment();
+    let Ok((raw, _)) = read_toml(opts.config_path.as_deref(), &env) else {
+        return false;
+    };
+    raw.servers.is_empty()
+        && raw.sites.is_empty()
+        && raw.master.is_none()
+        && !env
+            .keys()
+            .any(|k| k.starts_with("S3_SERVER_") || k == "SITEBACKUP_MODE")
+}
+
 /// Re-read the TOML file against the environment (the process's, over the
 /// env file read at start), without reading the env file again: for
 /// SIGHUP, as systemd's `EnvironmentFile=` is only read at start too.
 pub fn load_without_env_file(opts: &LoadOptions) -> Result<Config, ConfigError> {
     let env: BTreeMap<String, String> = super::envfile::environment();
     let (raw, source) = read_toml(opts.config_path.as_deref(), &env)?;
-    let mut config = build(raw, &env)?;
+    let mut config = build(raw, &env).map_err(|e| match (e, &source) {
+        // Nothing was read from a file: say so first, as the problems
+        // that follow ("No S3 servers configured") stem from it.
+        (ConfigError::Invalid(mut problems), None) => {
+            problems.insert(0, no_config_file());
+            ConfigError::Invalid(problems)
+        }
+        (e, _) => e,
+    })?;
     config.source = source;
     Ok(config)
+}
+
+fn no_config_file() -> super::Problem {
+    super::problem::problem(
+        "config",
+        Some("SITEBACKUP_CONFIG".into()),
+        format!(
+            "no config file: {DEFAULT_CONFIG_PATH} (the default) does not exist, so only the environment was read; \
+             write it (see config.example.toml, or run `sitebackup configure`), or name another with --config"
+        ),
+    )
 }
 
 pub(super) fn read_toml(
@@ -68,15 +103,45 @@ pub(super) fn read_toml(
         }
         return Ok((RawConfig::default(), None));
     }
-    let raw = config::Config::builder()
+    let value = config::Config::builder()
         .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
         .build()
-        .and_then(|c| c.try_deserialize::<RawConfig>())
+        .and_then(|c| c.try_deserialize::<toml::Value>())
         .map_err(|e| ConfigError::File {
             path: path.clone(),
-            message: scrub_parse_error(&e.to_string()),
+            message: name_duplicate_key(scrub_parse_error(&e.to_string()), &path),
         })?;
+    let raw = super::shape::deserialize(value).map_err(ConfigError::Invalid)?;
     Ok((raw, Some(path)))
+}
+
+/// The TOML parser says only "duplicate key" and where: name the key,
+/// read from that position of the file (a key, never a value).
+fn name_duplicate_key(message: String, path: &Path) -> String {
+    if !message.contains("duplicate key") {
+        return message;
+    }
+    let number_after = |label: &str| -> Option<usize> {
+        let rest = &message[message.find(label)? + label.len()..];
+        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let (Some(line), Some(column)) = (number_after("line "), number_after("column ")) else {
+        return message;
+    };
+    let key = std::fs::read_to_string(path).ok().and_then(|text| {
+        let source = text.lines().nth(line.checked_sub(1)?)?;
+        let from = source.char_indices().nth(column.checked_sub(1)?)?.0;
+        let key: String = source[from..]
+            .trim_start_matches(['[', ' '])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .collect();
+        (!key.is_empty()).then_some(key)
+    });
+    match key {
+        Some(key) => format!("{message} (the key `{key}` is set twice)"),
+        None => message,
+    }
 }
 
 /// TOML parse errors quote the offending source line, which may hold a

@@ -1,4 +1,4 @@
-//! `[master_server]`: the settings of `sitebackup master` (DESIGN §8). A
+//! `[master_server]`: the settings of `sitebackup master`. A
 //! file holding only this table is a valid configuration for the `master`
 //! commands; the node's servers and sites are not needed for them.
 //!

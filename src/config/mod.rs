@@ -20,21 +20,26 @@ mod problem;
 mod raw;
 mod redact;
 mod secret;
+mod shape;
 mod site;
 mod tunables;
 mod validate;
 
 pub use database::{DatabaseConfig, check_db_name};
 pub use endpoint::Endpoint;
-pub use envfile::{EnvFile, PACKAGED_ENV_FILE, env_var, environment, load_env_file, read_env_file};
-pub use load::{LoadOptions, load, load_master, load_state_dir, load_without_env_file};
+pub use envfile::{
+    EnvFile, EnvSources, PACKAGED_ENV_FILE, env_sources, env_var, environment, load_env_file, read_env_file,
+};
+pub use load::{LoadOptions, is_unconfigured, load, load_master, load_state_dir, load_without_env_file};
 pub use master::{MasterServerConfig, RawMasterServer};
 pub use model::*;
 pub use node::{Mode, NodeConfig, RawMaster};
 pub use policy::{KeepWithin, RetentionPolicy, parse_keep_within};
 pub use problem::{ConfigError, Problem};
 pub use raw::{RawConfig, RawDatabase, RawHooks, RawRestore, RawRetention, RawServer};
-pub use redact::{RedactedConfig, RedactedHooks, RedactedServer, RedactedSite};
+pub use redact::{
+    REDACTED, RedactedConfig, RedactedDatabase, RedactedHooks, RedactedServer, RedactedSite, RedactedUpload,
+};
 pub use secret::Secret;
 pub use validate::{build, read_secret_file};
 

@@ -1,5 +1,5 @@
 //! `mode = "node"` and its `[master]` table: a node gets its storage
-//! credentials from a master (DESIGN §8), so its own `[[servers]]` and
+//! credentials from a master, so its own `[[servers]]` and
 //! `S3_SERVER_N_*` are ignored, with one warning. Env overrides use the
 //! prefix `SITEBACKUP_MASTER_*` (the master's own settings use
 //! `SITEBACKUP_MASTER_SERVER_*`, see `master.rs`).

@@ -13,7 +13,10 @@ pub(super) fn build_site(
     warnings: &mut Vec<String>,
 ) -> Option<SiteConfig> {
     let before = problems.len();
-    let label = raw.name.clone().unwrap_or_else(|| idx.to_string());
+    let label = raw
+        .name
+        .as_ref()
+        .map_or_else(|| idx.to_string(), |n| format!("name={n}"));
     let key = |f: &str| format!("sites[{label}].{f}");
     let name = match raw.name {
         Some(n) if is_safe_name(&n) => Some(n),

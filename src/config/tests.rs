@@ -115,7 +115,7 @@ fn every_problem_is_reported_at_once_with_key_and_env() {
             .any(|p| p.env.as_deref() == Some("S3_SERVER_1_STORAGE_LIMIT_GB")),
         "{text}"
     );
-    assert!(problems.iter().any(|p| p.key == "sites[blog].schedule"), "{text}");
+    assert!(problems.iter().any(|p| p.key == "sites[name=blog].schedule"), "{text}");
     assert!(!text.contains("do-not-print"), "{text}");
 }
 
@@ -245,10 +245,10 @@ fn hooks_default_and_validate() {
     let err = build(raw, &with_host(env_of(&[(1, "one")]))).unwrap_err();
     let keys: Vec<String> = err.problems().into_iter().map(|p| p.key).collect();
     for k in [
-        "sites[blog].hooks.timeout_secs",
-        "sites[blog].hooks.after",
-        "sites[blog].database.socket",
-        "sites[blog].database.password",
+        "sites[name=blog].hooks.timeout_secs",
+        "sites[name=blog].hooks.after",
+        "sites[name=blog].database.socket",
+        "sites[name=blog].database.password",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
     }
@@ -419,5 +419,21 @@ fn debug_of_a_whole_config_shows_no_secret() {
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+}
+
+#[test]
+fn a_duplicate_key_or_table_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let empty = BTreeMap::new();
+    for (text, key) in [
+        ("host_id = \"a\"\nhost_id = \"secret-value\"\n", "host_id"),
+        ("[upload]\nconcurrency = 2\n[upload]\n", "upload"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let err = read_toml(Some(&path), &empty).unwrap_err().to_string();
+        assert!(err.contains(&format!("the key `{key}` is set twice")), "{err}");
+        assert!(!err.contains("secret-value"), "{err}");
     }
 }

@@ -150,7 +150,7 @@ pub fn build(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Config, C
         if let Some(site) = build_site(idx, s, &mut problems, &mut warnings) {
             if !seen.insert(site.name.clone()) {
                 problems.push(problem(
-                    format!("sites[{}].name", site.name),
+                    format!("sites[name={}].name", site.name),
                     None,
                     "the same site name is used twice",
                 ));

@@ -25,8 +25,14 @@ pub struct WpDatabase {
 /// Why `wp-config.php` could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WpConfigError {
-    #[error("{constant} is not defined (expected a line like define('{constant}', '…');)")]
+    #[error(
+        "{constant} is not defined (expected a line like define('{constant}', '…');): set it in [sites.database] instead, or turn the dump off with enabled = false"
+    )]
     Missing { constant: &'static str },
+    #[error(
+        "defines none of DB_NAME, DB_USER, DB_PASSWORD, DB_HOST (Debian's packaged WordPress reads them from /etc/wordpress/config-*.php): set them in [sites.database] (name, user, password_file, host), or turn the dump off with [sites.database] enabled = false"
+    )]
+    NoDatabaseConstants,
     #[error(
         "{constant} is not a plain string literal (it is computed by PHP at run time); set it in [sites.database] instead"
     )]
@@ -43,6 +49,10 @@ pub enum WpConfigError {
 pub fn parse(src: &str) -> Result<WpDatabase, WpConfigError> {
     let tokens = lex(src)?;
     let defines = defines(&tokens);
+    const CONSTANTS: [&str; 4] = ["DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOST"];
+    if !defines.iter().any(|(name, _)| CONSTANTS.contains(&name.as_str())) {
+        return Err(WpConfigError::NoDatabaseConstants);
+    }
     let get = |constant: &'static str| -> Result<String, WpConfigError> {
         match defines.iter().find(|(name, _)| name == constant) {
             None => Err(WpConfigError::Missing { constant }),
@@ -480,7 +490,14 @@ define('DB_HOST', 'localhost');
             }
         );
         let err = parse("<?php echo 'no database here';").unwrap_err();
-        assert_eq!(err, WpConfigError::Missing { constant: "DB_NAME" });
+        assert_eq!(err, WpConfigError::NoDatabaseConstants);
+        // Debian's packaged WordPress: the file only includes another one.
+        let err = parse("<?php require_once('/etc/wordpress/config-' . $host . '.php');").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("[sites.database]") && msg.contains("enabled = false") && msg.contains("/etc/wordpress"),
+            "{msg}"
+        );
     }
 
     #[test]

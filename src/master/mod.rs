@@ -1,4 +1,4 @@
-//! The master (`sitebackup master …`, DESIGN §8): the central service that
+//! The master (`sitebackup master …`): the central service that
 //! keeps the storage providers, hands nodes their credentials on demand,
 //! tracks usage per provider, node and site, and reconciles its database
 //! with what the buckets hold.

@@ -1,4 +1,4 @@
-//! The node's HTTP client for the master's API (DESIGN §8, the types in
+//! The node's HTTP client for the master's API (the types in
 //! [`crate::protocol`]). Every request carries the node's bearer token;
 //! nothing it receives is logged or written anywhere (a lease holds
 //! storage credentials, kept in memory only).

@@ -1,4 +1,4 @@
-//! Node mode (DESIGN §8): the daemon and CLI of a web host whose storage
+//! Node mode: the daemon and CLI of a web host whose storage
 //! credentials come from a master, just in time.
 //!
 //! - **Sites get uuids.** Each configured site is registered by name with

@@ -107,7 +107,7 @@ impl Drop for StepGuard<'_> {
 pub struct ArchiveDone {
     pub id: i64,
     pub server_id: u32,
-    pub server: String,
+    pub server: crate::storage::ServerInfo,
     pub key: String,
     pub size_bytes: u64,
     pub sha256: String,

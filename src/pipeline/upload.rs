@@ -110,7 +110,7 @@ impl BackupJob {
                     ArchiveDone {
                         id: row_id,
                         server_id: server.id,
-                        server: server.to_string(),
+                        server: server.info(),
                         key,
                         size_bytes: stored.size,
                         sha256: stored.sha256,

@@ -1,4 +1,4 @@
-//! The master's HTTP API contract (DESIGN §8): the request and response
+//! The master's HTTP API contract: the request and response
 //! bodies of every endpoint, shared by the master (`sitebackup master serve`)
 //! and the node that talks to it.
 //!

@@ -138,7 +138,7 @@ pub struct RestoreOptions {
 pub struct RestoreReport {
     pub id: Option<i64>,
     pub server_id: u32,
-    pub server: String,
+    pub server: crate::storage::ServerInfo,
     pub key: String,
     pub target: PathBuf,
     pub size_bytes: u64,
@@ -344,7 +344,7 @@ pub async fn restore_to(
     Ok(RestoreReport {
         id: located.row.as_ref().map(|r| r.id),
         server_id: located.server.id,
-        server: located.server.to_string(),
+        server: located.server.info(),
         key: located.key.clone(),
         target: target.to_path_buf(),
         size_bytes,
@@ -396,8 +396,9 @@ fn inspect(target: &Path) -> (Option<serde_json::Value>, Vec<PathBuf>, Vec<Strin
 /// The outcome of verifying one archive.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
-    /// The archive as it was asked for (id or key).
-    pub archive: String,
+    /// The archive as it was asked for on the command line (a catalog id
+    /// or an object key), as typed; `id` and `key` are what it resolved to.
+    pub requested: String,
     pub id: Option<i64>,
     pub server_id: Option<u32>,
     pub key: Option<String>,
@@ -422,7 +423,7 @@ impl VerifyReport {
     /// A report for an archive that could not even be located.
     pub fn failed(archive: &str, error: String) -> Self {
         Self {
-            archive: archive.to_string(),
+            requested: archive.to_string(),
             error: Some(error),
             ..Self::default()
         }
@@ -442,7 +443,7 @@ pub async fn verify(
 ) -> VerifyReport {
     let started = Instant::now();
     let mut report = VerifyReport {
-        archive: archive.to_string(),
+        requested: archive.to_string(),
         id: located.row.as_ref().map(|r| r.id),
         server_id: Some(located.server.id),
         key: Some(located.key.clone()),

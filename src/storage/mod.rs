@@ -24,7 +24,7 @@ pub use local::LocalStore;
 pub use read::ResumingRead;
 pub use retry::{abort_with_retries, with_retries};
 pub use s3::{S3Store, crc32c_base64};
-pub use source::{ConfigSource, Purpose, ServerSource, SourceError, Target};
+pub use source::{ConfigSource, Purpose, ServerInfo, ServerSource, SourceError, Target};
 
 use async_trait::async_trait;
 use bytes::Bytes;

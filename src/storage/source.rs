@@ -44,7 +44,39 @@ pub struct Target {
     pub store: Result<Arc<dyn ObjectStore>, Arc<StorageError>>,
 }
 
+/// A server as command output shows it: `--json` gets the object, text
+/// the name (`S3Server(1: endpoint/bucket)`, as `servers` prints it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerInfo {
+    pub id: u32,
+    /// `s3` or `local`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `host:port` of an S3 server; `local` for a directory.
+    pub endpoint: String,
+    /// The bucket; the directory of a `local` server.
+    pub bucket: String,
+    #[serde(skip)]
+    name: String,
+}
+
+impl fmt::Display for ServerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 impl Target {
+    pub fn info(&self) -> ServerInfo {
+        ServerInfo {
+            id: self.id,
+            kind: if self.is_local { "local" } else { "s3" },
+            endpoint: self.location.endpoint.clone(),
+            bucket: self.location.bucket.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// The store, or the error that opening it gave.
     pub fn store(&self) -> Result<Arc<dyn ObjectStore>, StorageError> {
         self.store.clone().map_err(|e| StorageError::Other {

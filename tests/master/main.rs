@@ -1,4 +1,4 @@
-//! Acceptance tests of `sitebackup master` (issue 14, DESIGN §8): a real
+//! Acceptance tests of `sitebackup master` (issue 14): a real
 //! `master serve` on loopback, the rig's Garage as provider storage, and
 //! independent checks with `aws s3api`, `sqlite3` and Python's
 //! `cryptography` (the reference Fernet implementation).

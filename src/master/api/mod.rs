@@ -1,4 +1,4 @@
-//! The master's HTTP API (DESIGN §8) on axum: the router, the shared
+//! The master's HTTP API on axum: the router, the shared
 //! state, and request logging. Handlers are split by audience: providers
 //! and reconciliation ([`providers`]), nodes and sites ([`nodes`]) for the
 //! super admin, the node endpoints ([`node`]), and the OpenAPI document

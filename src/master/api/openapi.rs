@@ -21,7 +21,7 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(
         title = "sitebackup master",
-        description = "Storage providers, node credentials, usage and reconciliation (DESIGN §8). \
+        description = "Storage providers, node credentials, usage and reconciliation. \
             Errors are {\"error\", \"field\", \"details\"}; every endpoint but this document takes \
             Authorization: Bearer <token>."
     ),

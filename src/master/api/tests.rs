@@ -57,7 +57,7 @@ fn upload_leases_stop_at_either_quota_and_reads_never_do() {
     assert_eq!(plan_quota(&s, LeasePurpose::Upload, u64::MAX), Ok((None, None)));
 }
 
-/// DESIGN §8's table, written out: every method and path of the API.
+/// The API table of the master (README, "Node mode"), written out: every method and path of the API.
 const DESIGN_TABLE: &[(&str, &str)] = &[
     ("post", "/api/v1/storage/providers"),
     ("get", "/api/v1/storage/providers"),
