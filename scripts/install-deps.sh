@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install what the test rig needs, skipping whatever is already there:
 #   garage 2.5.0    (cargo install garage@2.5.0 --locked, ~15-25 min on 2 cores)
+#   s3s-fs 0.14.1   (cargo install s3s-fs --version 0.14.1 --features binary
+#                    --locked, ~3 min on 2 idle cores): a second, independent
+#                    S3 server for the tests
 #   mariadb-server  (Debian packages; the test rig runs its own private
 #                    instance, so the system service is never started here)
 #   curl, zstd      (Debian packages)
@@ -9,6 +12,7 @@
 set -euo pipefail
 
 GARAGE_VERSION=2.5.0
+S3S_FS_VERSION=0.14.1
 
 log() {
 	printf '[install-deps] %s\n' "$*" >&2
@@ -65,6 +69,26 @@ else
 	have cargo || die "cargo not found: cannot install garage"
 	log "installing garage $GARAGE_VERSION with cargo (found: '${garage_version:-none}'); this takes a while"
 	cargo install "garage@$GARAGE_VERSION" --locked
+fi
+
+# ---- s3s-fs ----
+s3s_bin=""
+if have s3s-fs; then
+	s3s_bin=$(command -v s3s-fs)
+elif [[ -x $cargo_bin/s3s-fs ]]; then
+	s3s_bin=$cargo_bin/s3s-fs
+fi
+s3s_version=""
+if [[ -n $s3s_bin ]]; then
+	# `s3s-fs --version` prints "s3s-fs 0.14.1"
+	s3s_version=$("$s3s_bin" --version 2>/dev/null | head -n 1) || true
+fi
+if [[ $s3s_version == "s3s-fs $S3S_FS_VERSION" ]]; then
+	log "s3s-fs $S3S_FS_VERSION present: $s3s_bin"
+else
+	have cargo || die "cargo not found: cannot install s3s-fs"
+	log "installing s3s-fs $S3S_FS_VERSION with cargo (found: '${s3s_version:-none}')"
+	cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked
 fi
 
 # ---- system packages ----

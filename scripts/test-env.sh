@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Test rig for sitebackup: a private single-node Garage (S3) and a private
-# MariaDB, both bound to loopback only, with fixed test credentials.
+# Test rig for sitebackup: a private single-node Garage (S3), a private
+# s3s-fs (a second, independent S3 server: it keeps objects as files and
+# lacks some optional calls, ListMultipartUploads among them) and a private
+# MariaDB, all bound to loopback only, with fixed test credentials.
 #
 # Usage:
-#   scripts/test-env.sh start DIR   start both servers, state and logs in DIR,
+#   scripts/test-env.sh start DIR   start the servers, state and logs in DIR,
 #                                   and write DIR/env (export lines)
-#   scripts/test-env.sh stop DIR    stop both servers (by pid files in DIR)
+#   scripts/test-env.sh stop DIR    stop the servers (by pid files in DIR)
 #
 # It can also be sourced: `. scripts/test-env.sh start DIR` starts the servers
 # (in a subshell, so the caller's shell options are untouched) and then
 # sources DIR/env into the calling shell.
 #
 # `start` refuses to run while servers from an earlier `start` in the same
-# DIR are still alive; otherwise it wipes DIR/garage and DIR/mariadb and
-# starts from a fresh state (nothing else in DIR is touched).
+# DIR are still alive; otherwise it wipes DIR/garage, DIR/s3s and DIR/mariadb
+# and starts from a fresh state (nothing else in DIR is touched).
 #
 # Environment overrides (defaults in brackets):
 #   SB_GARAGE_S3_PORT [3900]  SB_GARAGE_RPC_PORT [3901]
-#   SB_GARAGE_ADMIN_PORT [3903]  SB_MARIADB_PORT [3907]
+#   SB_GARAGE_ADMIN_PORT [3903]  SB_MARIADB_PORT [3907]  SB_S3S_PORT [3910]
 #   SB_GARAGE_BIN  path of the garage binary [garage in PATH, ~/.cargo/bin]
+#   SB_S3S_BIN     path of the s3s-fs binary [s3s-fs in PATH, ~/.cargo/bin]
 #   SB_START_TIMEOUT  seconds to wait for each readiness step [60]
 #   SB_STOP_TIMEOUT   seconds to wait for a server to exit after SIGTERM [30]
 
@@ -34,6 +37,12 @@ SBENV_MYSQL_USER="sbtest"
 SBENV_MYSQL_PASSWORD="sbtest-pw"
 # What the command lines of our server processes look like (pid file checks).
 SBENV_GARAGE_RE='garage .*server'
+SBENV_S3S_RE='s3s-fs .*--port'
+# s3s-fs: any key pair works; it checks SigV4 with it, for any region.
+SBENV_S3S_ACCESS_KEY="SBS3SACCESSKEY000001"
+SBENV_S3S_SECRET_KEY="sbs3s-secret-0123456789abcdefghijklmnopqrstuv"
+SBENV_S3S_REGION="us-east-1"
+SBENV_S3S_BUCKETS="sb-one sb-two sb-three sb-four"
 SBENV_MARIADB_RE='(mariadbd|mysqld) '
 
 sbenv_log() {
@@ -121,6 +130,19 @@ sbenv_find_garage() {
 		printf '%s\n' "${CARGO_HOME:-$HOME/.cargo}/bin/garage"
 	else
 		sbenv_die "garage not found (run scripts/install-deps.sh)"
+	fi
+}
+
+sbenv_find_s3s() {
+	if [[ -n ${SB_S3S_BIN:-} ]]; then
+		[[ -x $SB_S3S_BIN ]] || sbenv_die "SB_S3S_BIN=$SB_S3S_BIN is not executable"
+		printf '%s\n' "$SB_S3S_BIN"
+	elif command -v s3s-fs >/dev/null 2>&1; then
+		command -v s3s-fs
+	elif [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs ]]; then
+		printf '%s\n' "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
+	else
+		sbenv_die "s3s-fs not found (run scripts/install-deps.sh)"
 	fi
 }
 
@@ -277,6 +299,51 @@ sbenv_http_answers() {
 	[[ -n $code && $code != 000 ]]
 }
 
+# ---------------------------------------------------------------- s3s-fs ---
+
+# The aws cli against the rig's s3s-fs.
+sbenv_s3s_aws() {
+	env -u AWS_CA_BUNDLE -u AWS_PROFILE \
+		AWS_ACCESS_KEY_ID="$SBENV_S3S_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SBENV_S3S_SECRET_KEY" \
+		AWS_DEFAULT_REGION="$SBENV_S3S_REGION" \
+		aws --endpoint-url "http://127.0.0.1:$SB_S3S_PORT" "$@"
+}
+
+sbenv_start_s3s() {
+	local dir=$1
+	local data=$dir/s3s/data
+	local log=$dir/s3s.log
+	local timeout=${SB_START_TIMEOUT:-60}
+	local s3s pid bucket
+
+	s3s=$(sbenv_find_s3s)
+	command -v aws >/dev/null 2>&1 || sbenv_die "aws not found (run scripts/install-deps.sh)"
+	sbenv_require_free_port "$SB_S3S_PORT" "s3s-fs"
+	rm -rf "$dir/s3s"
+	mkdir -p "$data"
+	: >"$log"
+	sbenv_log "starting s3s-fs ($s3s, 127.0.0.1:$SB_S3S_PORT, data in $data)"
+	# Path-style only (no --domain: with one, s3s-fs reads any other Host
+	# as a bucket name). The virtual-hosted-style test starts its own.
+	NO_COLOR=1 RUST_LOG=${SB_S3S_LOG:-s3s_fs=info,s3s=warn} \
+		"$s3s" --host 127.0.0.1 --port "$SB_S3S_PORT" \
+		--access-key "$SBENV_S3S_ACCESS_KEY" --secret-key "$SBENV_S3S_SECRET_KEY" \
+		"$data" >>"$log" 2>&1 </dev/null &
+	pid=$!
+	printf '%s\n' "$pid" >"$dir/s3s.pid"
+
+	sbenv_poll "$timeout" "$pid" "s3s-fs on 127.0.0.1:$SB_S3S_PORT" \
+		sbenv_http_answers "http://127.0.0.1:$SB_S3S_PORT/" ||
+		sbenv_fail "$log" -- "s3s-fs did not answer"
+	# Buckets over S3 (a signed request: the keys work, too).
+	for bucket in $SBENV_S3S_BUCKETS; do
+		printf '+ aws s3api create-bucket --bucket %s\n' "$bucket" >>"$log"
+		sbenv_s3s_aws s3api create-bucket --bucket "$bucket" >>"$log" 2>&1 ||
+			sbenv_fail "$log" -- "creating bucket $bucket on s3s-fs failed"
+	done
+	sbenv_log "s3s-fs ready (pid $pid)"
+}
+
 # --------------------------------------------------------------- mariadb ---
 
 sbenv_start_mariadb() {
@@ -341,8 +408,9 @@ sbenv_start_mariadb() {
 # -------------------------------------------------------------- env file ---
 
 sbenv_write_env() {
-	local dir=$1 garage
+	local dir=$1 garage s3s
 	garage=$(sbenv_find_garage)
+	s3s=$(sbenv_find_s3s)
 	{
 		printf '# Written by scripts/test-env.sh start; source this file.\n'
 		printf 'export %s=%q\n' \
@@ -355,6 +423,13 @@ sbenv_write_env() {
 			SB_TEST_GARAGE_BIN "$garage" \
 			SB_TEST_GARAGE_ADMIN_ENDPOINT "http://127.0.0.1:$SB_GARAGE_ADMIN_PORT" \
 			SB_TEST_GARAGE_ADMIN_TOKEN "$SBENV_ADMIN_TOKEN" \
+			SB_TEST_S3S_ENDPOINT "http://127.0.0.1:$SB_S3S_PORT" \
+			SB_TEST_S3S_REGION "$SBENV_S3S_REGION" \
+			SB_TEST_S3S_ACCESS_KEY "$SBENV_S3S_ACCESS_KEY" \
+			SB_TEST_S3S_SECRET_KEY "$SBENV_S3S_SECRET_KEY" \
+			SB_TEST_S3S_BUCKETS "$SBENV_S3S_BUCKETS" \
+			SB_TEST_S3S_DATA_DIR "$dir/s3s/data" \
+			SB_TEST_S3S_BIN "$s3s" \
 			SB_TEST_MYSQL_SOCKET "$dir/mariadb/mysql.sock" \
 			SB_TEST_MYSQL_HOST "127.0.0.1" \
 			SB_TEST_MYSQL_PORT "$SB_MARIADB_PORT" \
@@ -376,6 +451,7 @@ sbenv_start() {
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd -P)
 	if sbenv_live_pid "$dir/garage.pid" "$SBENV_GARAGE_RE" >/dev/null ||
+		sbenv_live_pid "$dir/s3s.pid" "$SBENV_S3S_RE" >/dev/null ||
 		sbenv_live_pid "$dir/mariadb.pid" "$SBENV_MARIADB_RE" >/dev/null; then
 		sbenv_die "servers from an earlier start in $dir are still running; run: $0 stop $dir"
 	fi
@@ -384,6 +460,7 @@ sbenv_start() {
 	# shellcheck disable=SC2064 # expand $dir now
 	trap "sbenv_log 'start failed; stopping what was started'; sbenv_stop $(printf %q "$dir") || true" EXIT
 	sbenv_start_garage "$dir"
+	sbenv_start_s3s "$dir"
 	sbenv_start_mariadb "$dir"
 	sbenv_write_env "$dir"
 	trap - EXIT
@@ -397,6 +474,7 @@ sbenv_stop() {
 		return 0
 	}
 	sbenv_stop_pidfile "$dir/garage.pid" garage "$SBENV_GARAGE_RE"
+	sbenv_stop_pidfile "$dir/s3s.pid" s3s-fs "$SBENV_S3S_RE"
 	sbenv_stop_pidfile "$dir/mariadb.pid" mariadb "$SBENV_MARIADB_RE"
 }
 
@@ -406,6 +484,7 @@ sbenv_main() {
 	SB_GARAGE_RPC_PORT=${SB_GARAGE_RPC_PORT:-3901}
 	SB_GARAGE_ADMIN_PORT=${SB_GARAGE_ADMIN_PORT:-3903}
 	SB_MARIADB_PORT=${SB_MARIADB_PORT:-3907}
+	SB_S3S_PORT=${SB_S3S_PORT:-3910}
 	local usage="usage: $0 start|stop DIR"
 	(($# == 2)) || sbenv_die "$usage"
 	[[ -n $2 ]] || sbenv_die "$usage"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: dependencies, formatting, lints, then the whole
-# test suite against a private Garage + MariaDB rig (scripts/test-env.sh).
+# test suite against a private Garage + s3s-fs + MariaDB rig (scripts/test-env.sh).
 # Extra arguments are passed to the test runner (cargo nextest run, or
 # cargo test when cargo-nextest is not installed).
 # SB_KEEP_RIG_DIR=1 keeps the rig's directory (server logs) after the run.
@@ -13,7 +13,7 @@ section() {
 	printf '\n==== %s ====\n' "$*"
 }
 
-# Tools installed by cargo install (garage, cargo-nextest) live here.
+# Tools installed by cargo install (garage, s3s-fs, cargo-nextest) live here.
 cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin
 case ":$PATH:" in
 *":$cargo_bin:"*) ;;
@@ -33,7 +33,7 @@ cargo clippy --all-targets -- -D warnings
 section "module graph (no cycles)"
 python3 scripts/module-graph.py
 
-section "start test servers (garage, mariadb)"
+section "start test servers (garage, s3s-fs, mariadb)"
 rig_dir=$(mktemp -d "${TMPDIR:-/tmp}/sb-rig.XXXXXX")
 cleanup() {
 	local rc=$?

@@ -1,8 +1,20 @@
-//! `backup` end to end against Garage, checked with `aws`, `zstd` and `tar`.
+//! `backup` end to end against both S3 servers of the rig (Garage and
+//! s3s-fs, see `per_server!`) and across them, checked with `aws`, `zstd`
+//! and `tar`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;
+
+per_server!(
+    backup_lands_and_reads_back_with_stock_tools,
+    backup_fails_over_from_a_dead_server,
+    dead_server_then_crossed_limit_then_a_good_server,
+    a_full_server_is_skipped_without_an_upload,
+    wrong_credentials_fail_over_and_are_recorded,
+    a_server_dying_mid_upload_fails_over_and_leaves_nothing,
+    a_limit_crossed_mid_upload_stops_it_before_half_the_archive_is_sent,
+);
 
 fn site_toml(name: &str, path: &std::path::Path) -> String {
     format!(
@@ -11,9 +23,7 @@ fn site_toml(name: &str, path: &std::path::Path) -> String {
     )
 }
 
-#[test]
-fn backup_lands_on_garage_and_reads_back_with_stock_tools() {
-    let rig = Rig::get();
+fn backup_lands_and_reads_back_with_stock_tools(rig: &Rig) {
     let mut ws = Workspace::new("backup");
     let site = ws.make_site("site", 7 * 1024 * 1024);
     ws.write_config(&site_toml("blog", &site));
@@ -101,18 +111,81 @@ fn backup_lands_on_garage_and_reads_back_with_stock_tools() {
         Some("index.php")
     );
 
-    // `servers` now reports the usage from the catalog.
+    // `servers` now reports the usage from the catalog, and the optional
+    // calls the server implements.
     let out = ws.cmd().arg("servers").output().unwrap();
     assert!(
         stdout(&out).contains(&format!("Usage: {:.2} MB", size as f64 / 1e6)),
         "{}",
         stdout(&out)
     );
+    let lists = if rig.lists_uploads() { "yes" } else { "no" };
+    assert!(
+        stdout(&out).contains(&format!("Optional calls: list open uploads: {lists}")),
+        "{}",
+        stdout(&out)
+    );
+    let out = ws.cmd().args(["--json", "servers"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let caps = &v["servers"][0]["capabilities"];
+    assert_eq!(
+        caps["list_uploads"],
+        if rig.lists_uploads() {
+            "supported"
+        } else {
+            "unsupported"
+        },
+        "{v}"
+    );
 }
 
+/// Two independent S3 implementations in one setup: a backup fails over
+/// from one to the other, both ways (server 1 Garage with its bucket
+/// missing, then server 1 s3s-fs with a wrong secret key), and the archive
+/// lands whole on the other one, nothing left behind on the first.
 #[test]
-fn backup_fails_over_from_a_dead_server() {
-    let rig = Rig::get();
+fn mixed_servers_fail_over_between_garage_and_s3s_fs() {
+    let (garage, s3s) = (Rig::garage(), Rig::s3s());
+    let cases: [(&Rig, &Rig, (&str, &str), &str); 2] = [
+        (&garage, &s3s, ("BUCKET", "sb-no-such-bucket"), "Bucket not found"),
+        (
+            &s3s,
+            &garage,
+            ("SECRET_KEY", "not-the-secret-at-all-0000"),
+            "Invalid S3 credentials",
+        ),
+    ];
+    for (first, second, (field, value), reason) in cases {
+        let mut ws = Workspace::new("mixed");
+        let site = ws.make_site("site", 6_000_000);
+        ws.write_config(&site_toml("blog", &site));
+        ws.set_env(first.server_env(1, &first.buckets[0]));
+        ws.set_env([(format!("S3_SERVER_1_{field}"), value.to_string())]);
+        ws.set_env(second.server_env(2, &second.buckets[0]));
+        let out = ws.cmd().args(["--json", "backup", "blog"]).output().unwrap();
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = &report["results"][0];
+        assert_eq!(r["attempts"][0]["outcome"], "failed", "{report}");
+        assert!(
+            r["attempts"][0]["reason"].as_str().unwrap().starts_with(reason),
+            "{:?} → {:?}: {report}",
+            first.kind,
+            second.kind
+        );
+        assert_eq!(r["archive"]["server_id"], 2, "{report}");
+        let key = r["archive"]["key"].as_str().unwrap();
+        let file = ws.path().join("dl.tar.zst");
+        second.download(&second.buckets[0], key, &file);
+        assert_eq!(sha256_file(&file), r["archive"]["sha256"].as_str().unwrap());
+        assert!(tar_listing(&file).contains(&"files/index.php".to_string()));
+        let prefix = format!("{}/", ws.host_id);
+        assert!(first.data_keys(&first.buckets[0], &prefix).is_empty());
+        assert!(first.pending_uploads(&first.buckets[0], &prefix).is_empty());
+    }
+}
+
+fn backup_fails_over_from_a_dead_server(rig: &Rig) {
     let mut ws = Workspace::new("failover");
     let site = ws.make_site("site", 100_000);
     ws.write_config(&site_toml("blog", &site));
@@ -142,9 +215,7 @@ fn backup_fails_over_from_a_dead_server() {
     assert_eq!(rows[0]["status"], "complete");
 }
 
-#[test]
-fn dead_server_then_crossed_limit_then_a_good_server() {
-    let rig = Rig::get();
+fn dead_server_then_crossed_limit_then_a_good_server(rig: &Rig) {
     let mut ws = Workspace::new("limits");
     // 6,000,000 bytes of incompressible data: the archive is a little larger.
     let site = ws.path().join("site");
@@ -211,9 +282,7 @@ fn dead_server_then_crossed_limit_then_a_good_server() {
     assert!(names.contains(&"files/wp-content/media.bin".to_string()), "{names:?}");
 }
 
-#[test]
-fn a_full_server_is_skipped_without_an_upload() {
-    let rig = Rig::get();
+fn a_full_server_is_skipped_without_an_upload(rig: &Rig) {
     let mut ws = Workspace::new("full");
     let site = ws.make_site("site", 2_000_000);
     ws.write_config(&site_toml("blog", &site));
@@ -297,9 +366,7 @@ fn quick_start_local_target_backup() {
     assert!(tar_listing(&file).contains(&"files/index.php".to_string()));
 }
 
-#[test]
-fn wrong_credentials_fail_over_and_are_recorded() {
-    let rig = Rig::get();
+fn wrong_credentials_fail_over_and_are_recorded(rig: &Rig) {
     let mut ws = Workspace::new("wrongcreds");
     let site = ws.make_site("site", 1000);
     ws.write_config(&site_toml("blog", &site));
@@ -333,9 +400,7 @@ fn wrong_credentials_fail_over_and_are_recorded() {
     assert!(!dump.iter().any(|t| t.contains("not-the-secret")), "{dump:?}");
 }
 
-#[test]
-fn a_server_dying_mid_upload_fails_over_and_leaves_nothing() {
-    let rig = Rig::get();
+fn a_server_dying_mid_upload_fails_over_and_leaves_nothing(rig: &Rig) {
     let mut ws = Workspace::new("midupload");
     let site = ws.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
@@ -385,10 +450,8 @@ fn a_server_dying_mid_upload_fails_over_and_leaves_nothing() {
 /// second part. The upload stops there, long before half the archive has
 /// gone out (bytes counted at a proxy), leaves nothing behind, and the
 /// archive goes to the next server.
-#[test]
-fn a_limit_crossed_mid_upload_stops_it_before_half_the_archive_is_sent() {
+fn a_limit_crossed_mid_upload_stops_it_before_half_the_archive_is_sent(rig: &Rig) {
     use common::http_proxy::{Fault, HttpProxy};
-    let rig = Rig::get();
     let mut ws = Workspace::new("midlimit");
     let site = ws.path().join("site");
     std::fs::create_dir_all(&site).unwrap();

@@ -1,12 +1,19 @@
-//! `reconcile` end to end against Garage: a host that lost its catalog gets
-//! it back from the bucket, leftovers are cleaned, drift is corrected.
+//! `reconcile` end to end against both S3 servers of the rig (Garage, and
+//! s3s-fs, which cannot list open uploads; see `per_server!`): a host that
+//! lost its catalog gets it back from the bucket, leftovers are cleaned,
+//! drift is corrected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;
-use sitebackup::config::{Endpoint, S3Server, Secret, ServerConfig, ServerKind};
 use sitebackup::storage::Target;
 use std::collections::BTreeMap;
+
+per_server!(
+    reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket,
+    a_server_that_cannot_be_listed_is_reported_and_its_rows_are_left_alone,
+    a_listing_longer_than_one_page_is_followed_to_its_end,
+);
 
 fn site_toml(name: &str, path: &std::path::Path) -> String {
     format!("[[sites]]\nname = \"{name}\"\npath = \"{}\"\n\n", path.display())
@@ -27,9 +34,7 @@ fn rows_by_key(ws: &Workspace) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
-    let rig = Rig::get();
+fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket(rig: &Rig) {
     let bucket = rig.buckets[0].clone();
     let mut ws = Workspace::new("reconcile");
     let blog = ws.make_site("blog-site", 100_000);
@@ -92,7 +97,17 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
         assert_eq!(i["sha256"], row["sha256"], "{v}");
         assert_eq!(i["site"], row["site"], "{v}");
     }
-    assert_eq!(plan["aborts"][0]["key"], open_key.as_str(), "{v}");
+    // Open uploads: aborted where the server lists them; s3s-fs cannot,
+    // and nobody recorded this one, so it is reported and left.
+    let open_left: Vec<String> = if rig.lists_uploads() {
+        assert_eq!(plan["aborts"][0]["key"], open_key.as_str(), "{v}");
+        assert_eq!(plan["open_uploads"], "listed", "{v}");
+        vec![]
+    } else {
+        assert_eq!(plan["aborts"], serde_json::json!([]), "{v}");
+        assert_eq!(plan["open_uploads"], "not_listable", "{v}");
+        vec![open_key.clone()]
+    };
     assert_eq!(plan["orphan_sidecars"], serde_json::json!([orphan]), "{v}");
     assert_eq!(plan["unrecognised"], serde_json::json!([notes]), "{v}");
     assert_eq!(plan["usage_after_bytes"], sizes.values().sum::<u64>());
@@ -108,6 +123,12 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
         .unwrap();
     assert!(out.status.success());
     assert!(stdout(&out).contains("  import   "), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).contains("open uploads: not listable on this server"),
+        !rig.lists_uploads(),
+        "{}",
+        stdout(&out)
+    );
     assert!(
         stdout(&out).contains("Dry run: nothing was changed"),
         "{}",
@@ -119,7 +140,7 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
     let v = run_json(&fresh, &["reconcile", "--adopt"]);
     let applied = &v["servers"][0]["applied"];
     assert_eq!(applied["errors"], serde_json::json!([]), "{v}");
-    assert_eq!(applied["changes"], 4, "{v}");
+    assert_eq!(applied["changes"], 3 + u64::from(open_left.is_empty()), "{v}");
     assert_eq!(applied["usage_bytes"], sizes.values().sum::<u64>(), "{v}");
     let rebuilt = rows_by_key(&fresh);
     assert_eq!(rebuilt.keys().collect::<Vec<_>>(), original.keys().collect::<Vec<_>>());
@@ -132,9 +153,10 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
         assert_eq!(row["created_at"], before["created_at"], "{row}");
         assert_eq!(row["server_id"], 1);
     }
-    assert!(
-        rig.pending_uploads(&bucket, &prefix).is_empty(),
-        "the open upload is aborted"
+    assert_eq!(
+        rig.pending_uploads(&bucket, &prefix),
+        open_left,
+        "the open upload is aborted where listed"
     );
     let keys: Vec<String> = rig.keys(&bucket, &prefix).into_iter().map(|(k, _)| k).collect();
     assert!(!keys.contains(&orphan), "orphan checksum file deleted");
@@ -154,17 +176,32 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
     ] {
         assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
     }
-    assert_eq!(rig.pending_uploads(&bucket, &prefix), Vec::<String>::new());
+    assert_eq!(rig.pending_uploads(&bucket, &prefix), open_left);
 
-    // The imported rows restore like any other.
+    // The imported rows verify and restore by id like any other.
     let id = rebuilt.values().next().unwrap()["id"].to_string();
     let out = fresh.cmd().args(["verify", &id]).output().unwrap();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let blog_row = rebuilt.values().find(|r| r["site"] == "blog").unwrap();
+    let restored = fresh.path().join("restored");
+    let out = fresh
+        .cmd()
+        .args(["restore", &blog_row["id"].to_string(), "--to"])
+        .arg(&restored)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let photo = "wp-content/uploads/2024/photo.bin";
+    assert_eq!(
+        std::fs::read(restored.join("files").join(photo)).unwrap(),
+        std::fs::read(blog.join(photo)).unwrap()
+    );
 
     // Now catalog and bucket agree.
     let v = run_json(&fresh, &["reconcile", "--dry-run"]);
     let plan = &v["servers"][0]["plan"];
     for list in ["imports", "missing", "size_mismatches", "aborts", "orphan_sidecars"] {
+        // (On s3s-fs the unlisted open upload is not in `aborts` either.)
         assert_eq!(plan[list], serde_json::json!([]), "{list}: {v}");
     }
 
@@ -196,9 +233,7 @@ fn reconcile_rebuilds_a_lost_catalog_and_cleans_the_bucket() {
     );
 }
 
-#[test]
-fn a_server_that_cannot_be_listed_is_reported_and_its_rows_are_left_alone() {
-    let rig = Rig::get();
+fn a_server_that_cannot_be_listed_is_reported_and_its_rows_are_left_alone(rig: &Rig) {
     let mut ws = Workspace::new("reconcile-denied");
     let site = ws.make_site("site", 10_000);
     ws.write_config(&site_toml("blog", &site));
@@ -225,14 +260,12 @@ fn a_server_that_cannot_be_listed_is_reported_and_its_rows_are_left_alone() {
 /// `complete` row. `list()` must follow the continuation token to the end,
 /// and reconcile, which marks rows `missing` from that listing, must find
 /// every one of them, the keys of the second page included.
-#[test]
-fn a_listing_longer_than_one_page_is_followed_to_its_end() {
+fn a_listing_longer_than_one_page_is_followed_to_its_end(rig: &Rig) {
     use futures::StreamExt;
     use sitebackup::catalog::{Catalog, ImportedArchive};
     use sitebackup::layout::ServerRef;
     const N: usize = 1_001;
     const BODY: &[u8] = b"a small stand-in archive\n";
-    let rig = Rig::get();
     let bucket = rig.buckets[3].clone();
     let mut ws = Workspace::new("pages");
     let site = ws.make_site("site", 1000);
@@ -252,19 +285,7 @@ fn a_listing_longer_than_one_page_is_followed_to_its_end() {
             format!("{prefix}2020/01/01/blog-backup-20200101-{h:02}{m:02}{s:02}.tar.zst")
         })
         .collect();
-    let server = ServerConfig {
-        id: 1,
-        storage_limit_bytes: 1_000_000_000,
-        kind: ServerKind::S3(S3Server {
-            endpoint: Endpoint::parse(&rig.endpoint).unwrap(),
-            region: rig.region.clone(),
-            bucket: bucket.clone(),
-            access_key: Secret::new(rig.access_key.clone()),
-            secret_key: Secret::new(rig.secret_key.clone()),
-            session_token: None,
-            path_style: true,
-        }),
-    };
+    let server = rig.server_config(1, &bucket);
     let store = Target::from_config(&server, &Default::default(), 0).store().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let uploads: Vec<_> = rt.block_on(

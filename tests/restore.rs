@@ -1,6 +1,6 @@
-//! `restore` and `verify` end to end against Garage: round trips by id and
-//! by key on a fresh host, stock tools as the reference, corruption, and
-//! hostile archives.
+//! `restore` and `verify` end to end: round trips by id and by key on a
+//! fresh host (against both S3 servers of the rig, see `per_server!`),
+//! stock tools as the reference, corruption, and hostile archives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -26,8 +26,13 @@ struct BackedUp {
     sha256: String,
 }
 
-fn backed_up(name: &str, random_bytes: usize) -> BackedUp {
-    let rig = Rig::get();
+per_server!(
+    restore_by_id_gives_an_identical_tree,
+    restore_and_verify_by_key_on_a_fresh_host
+);
+
+fn backed_up_on(rig: &Rig, name: &str, random_bytes: usize) -> BackedUp {
+    let rig = rig.clone();
     let mut ws = Workspace::new(name);
     let site = make_rich_site(ws.path(), "site", random_bytes);
     ws.write_config(&site_toml("blog", &site));
@@ -46,15 +51,18 @@ fn backed_up(name: &str, random_bytes: usize) -> BackedUp {
     }
 }
 
+fn backed_up(name: &str, random_bytes: usize) -> BackedUp {
+    backed_up_on(&Rig::garage(), name, random_bytes)
+}
+
 fn list_json(ws: &Workspace) -> Vec<serde_json::Value> {
     let out = ws.cmd().args(["--json", "list", "--all"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     json_of(&out).as_array().unwrap().clone()
 }
 
-#[test]
-fn restore_by_id_gives_an_identical_tree() {
-    let b = backed_up("restore-id", 300_000);
+fn restore_by_id_gives_an_identical_tree(rig: &Rig) {
+    let b = backed_up_on(rig, "restore-id", 300_000);
     let dir = b.ws.path().join("restored");
     let out =
         b.ws.cmd()
@@ -101,9 +109,8 @@ fn restore_by_id_gives_an_identical_tree() {
     assert!(stderr(&out).contains("holds no database dump"), "{}", stderr(&out));
 }
 
-#[test]
-fn restore_and_verify_by_key_on_a_fresh_host() {
-    let b = backed_up("restore-key", 200_000);
+fn restore_and_verify_by_key_on_a_fresh_host(rig: &Rig) {
+    let b = backed_up_on(rig, "restore-key", 200_000);
     // A new host: empty state directory, and the archive's bucket is only
     // the second server, so the key has to be searched for in order.
     let mut fresh = Workspace::new("fresh");

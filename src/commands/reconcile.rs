@@ -276,6 +276,11 @@ fn print_result(r: &ServerResult) {
             u.key, u.upload_id
         );
     }
+    if p.open_uploads == reconcile::OpenUploads::NotListable {
+        println!(
+            "  uploads  open uploads: not listable on this server (it lacks ListMultipartUploads); those this catalog recorded are aborted by id"
+        );
+    }
     for k in &p.orphan_sidecars {
         println!("  delete   {k} (checksum file without its archive)");
     }

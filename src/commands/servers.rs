@@ -3,7 +3,7 @@
 use super::mb;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::storage::{Purpose, StorageResult, Target};
+use crate::storage::{Capabilities, Purpose, StorageResult, Target};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -20,6 +20,9 @@ struct ServerReport {
     ok: bool,
     status: &'static str,
     error: Option<String>,
+    /// Optional calls the server implements (see `storage::Capabilities`);
+    /// asked only of a server that answered.
+    capabilities: Option<Capabilities>,
 }
 
 pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
@@ -28,13 +31,20 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
     let targets = crate::node::read_source(config, &catalog)
         .servers(Purpose::Read)
         .await?;
-    let checks = targets.iter().map(|server| check_target(server, &prefix));
+    let checks = targets.iter().map(|server| {
+        let prefix = prefix.clone();
+        async move {
+            check_target(server, &prefix).await?;
+            let store = server.store()?;
+            Ok::<_, crate::storage::StorageError>(crate::storage::probe_capabilities(store.as_ref(), &prefix).await)
+        }
+    });
     let results = futures::future::join_all(checks).await;
     let mut reports = Vec::new();
     for (server, result) in targets.iter().zip(results) {
-        let (ok, status, error) = match result {
-            Ok(()) => (true, "ok", None),
-            Err(e) => (false, e.kind(), Some(e.to_string())),
+        let (ok, status, error, capabilities) = match result {
+            Ok(caps) => (true, "ok", None, Some(caps)),
+            Err(e) => (false, e.kind(), Some(e.to_string()), None),
         };
         reports.push(ServerReport {
             id: server.id,
@@ -47,6 +57,7 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
             ok,
             status,
             error,
+            capabilities,
         });
     }
     let failed = reports.iter().filter(|r| !r.ok).count();
@@ -73,6 +84,21 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<u8> {
                     println!("    Status: FAILED (directory missing — is it mounted?)")
                 }
                 Some(e) => println!("    Status: FAILED ({}): {e}", r.status),
+            }
+            if let (Some(c), false) = (&r.capabilities, r.local) {
+                println!(
+                    "    Optional calls: list open uploads: {}{}; part checksums: {}",
+                    c.list_uploads.word(),
+                    if c.list_uploads == crate::storage::Support::Unsupported {
+                        " (reconcile aborts recorded uploads by id only)"
+                    } else {
+                        ""
+                    },
+                    match c.part_checksums {
+                        crate::storage::Support::Unknown => "not known before an upload",
+                        other => other.word(),
+                    }
+                );
             }
         }
     }

@@ -149,7 +149,13 @@ async fn list_provider(target: &Target, prefixes: &[String]) -> Result<(Vec<Obje
     let mut uploads = Vec::new();
     for prefix in prefixes {
         objects.extend(store.list(prefix).await.map_err(|e| e.to_string())?);
-        uploads.extend(store.list_multipart(prefix).await.map_err(|e| e.to_string())?);
+        match store.list_multipart(prefix).await {
+            Ok(u) => uploads.extend(u),
+            // Optional (see storage::Capabilities): the object listing
+            // still counts; later prefixes ask no more.
+            Err(crate::storage::StorageError::Unsupported { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
     }
     Ok((objects, uploads))
 }

@@ -16,7 +16,11 @@
 //! - `complete` rows whose object is gone are marked **missing**;
 //! - `complete` rows whose size differs from the listing get the listed size;
 //! - open multipart uploads under the prefix are **aborted**, except those of
-//!   a backup running now (its site lock is held);
+//!   a backup running now (its site lock is held). On a server that cannot
+//!   list open uploads (`ListMultipartUploads` is optional, see
+//!   [`crate::storage::Capabilities`]) the plan says so, and the uploads
+//!   whose ids the catalog recorded for interrupted backups are aborted by
+//!   id; everything else still happens;
 //! - `uploading` rows of sites with no backup running are marked `failed`;
 //! - sidecars whose archive is gone are **deleted**; other objects are
 //!   reported and left alone.
@@ -28,7 +32,7 @@
 use crate::catalog::{ArchiveRow, ArchiveStatus, Catalog, CatalogError, ImportedArchive, UploadingRow};
 use crate::layout::{ARCHIVE_SUFFIX, ArchiveKey, Owner, is_safe_name, site_of_key};
 use crate::storage::with_retries;
-use crate::storage::{self, ObjectInfo, ObjectStore, PendingUpload, StorageResult, Target};
+use crate::storage::{self, ObjectInfo, ObjectStore, PendingUpload, StorageError, StorageResult, Target};
 use chrono::DateTime;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +46,9 @@ const RETRIES: u32 = 2;
 pub struct ServerInventory {
     pub objects: Vec<ObjectInfo>,
     pub uploads: Vec<PendingUpload>,
+    /// The server does not implement ListMultipartUploads: `uploads` is
+    /// empty because nobody could ask.
+    pub uploads_not_listable: bool,
     /// For archives the catalog does not know as complete: their sidecar
     /// checksum and metadata.
     pub details: BTreeMap<String, ObjectDetails>,
@@ -93,6 +100,17 @@ pub struct StaleRow {
     pub key: String,
 }
 
+/// Whether the open multipart uploads of a server could be listed.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenUploads {
+    #[default]
+    Listed,
+    /// The server does not implement ListMultipartUploads: only the
+    /// uploads the catalog recorded are known (and aborted by id).
+    NotListable,
+}
+
 /// What reconcile would change on one server.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ServerPlan {
@@ -111,6 +129,8 @@ pub struct ServerPlan {
     pub foreign: Vec<String>,
     pub usage_before_bytes: u64,
     pub usage_after_bytes: u64,
+    /// Whether `aborts` come from a listing of open uploads.
+    pub open_uploads: OpenUploads,
 }
 
 impl ServerPlan {
@@ -289,6 +309,23 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
             });
         }
     }
+    if inventory.uploads_not_listable {
+        // Nobody can list them: abort the ones this catalog recorded for
+        // interrupted backups, by id (an upload already gone is fine).
+        plan.open_uploads = OpenUploads::NotListable;
+        for u in uploading {
+            if let Some(id) = &u.upload_id
+                && !busy(&u.site)
+                && !imported.contains(&u.id)
+                && u.key.starts_with(prefix)
+            {
+                plan.aborts.push(Upload {
+                    key: u.key.clone(),
+                    upload_id: id.clone(),
+                });
+            }
+        }
+    }
     for u in inventory.uploads.iter().filter(|u| u.key.starts_with(prefix)) {
         let upload = Upload {
             key: u.key.clone(),
@@ -320,7 +357,11 @@ pub fn plan_server(input: PlanInput<'_>) -> ServerPlan {
 /// sidecar checksum and metadata. Changes nothing.
 pub async fn gather(store: &dyn ObjectStore, prefix: &str, rows: &[ArchiveRow]) -> StorageResult<ServerInventory> {
     let objects = with_retries(RETRIES, || store.list(prefix)).await?;
-    let uploads = with_retries(RETRIES, || store.list_multipart(prefix)).await?;
+    let (uploads, uploads_not_listable) = match with_retries(RETRIES, || store.list_multipart(prefix)).await {
+        Ok(uploads) => (uploads, false),
+        Err(StorageError::Unsupported { .. }) => (Vec::new(), true),
+        Err(e) => return Err(e),
+    };
     let complete: BTreeSet<&str> = rows
         .iter()
         .filter(|r| r.status == ArchiveStatus::Complete)
@@ -346,6 +387,7 @@ pub async fn gather(store: &dyn ObjectStore, prefix: &str, rows: &[ArchiveRow]) 
     Ok(ServerInventory {
         objects,
         uploads,
+        uploads_not_listable,
         details,
     })
 }

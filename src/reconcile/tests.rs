@@ -95,6 +95,7 @@ fn another_installations_objects_and_uploads_are_left_alone() {
             (K3.to_string(), ObjectDetails::default()),
         ]
         .into(),
+        uploads_not_listable: false,
     };
     let up = [uploading(9, "blog", K1, "recorded")];
     let busy = BTreeSet::new();
@@ -289,4 +290,52 @@ fn other_objects_are_reported_not_touched() {
     let p = plan(&inv, &[], &[], &[]);
     assert_eq!(p.unrecognised, vec!["web1/2024/12/25/junk.tar.zst", "web1/notes.txt"]);
     assert!(p.is_empty());
+}
+
+#[test]
+fn without_an_upload_listing_recorded_uploads_are_aborted_by_id_and_the_rest_still_happens() {
+    // K1 listed but unknown (import), K2's row complete but gone (missing),
+    // two interrupted backups (one running now), no upload listing.
+    let inv = ServerInventory {
+        objects: vec![obj(K1, 100)],
+        uploads_not_listable: true,
+        ..Default::default()
+    };
+    let rows = [row(1, K2, 200, "complete")];
+    let up = [
+        uploading(7, "blog", K3, "id+with/slash="),
+        uploading(
+            8,
+            "shop",
+            "web1/2024/12/28/shop-backup-20241228-000000.tar.zst",
+            "busy-one",
+        ),
+        UploadingRow {
+            upload_id: None,
+            ..uploading(9, "blog", "web1/2024/12/29/blog-backup-20241229-000000.tar.zst", "")
+        },
+    ];
+    let p = plan(&inv, &rows, &up, &["shop"]);
+    assert_eq!(p.open_uploads, OpenUploads::NotListable);
+    assert_eq!(p.imports.len(), 1);
+    assert_eq!(p.missing.len(), 1);
+    assert_eq!(
+        p.aborts,
+        vec![Upload {
+            key: K3.into(),
+            upload_id: "id+with/slash=".into()
+        }]
+    );
+    let stale: Vec<i64> = p.stale_rows.iter().map(|s| s.id).collect();
+    assert_eq!(stale, [7, 9]);
+    assert_eq!(p.usage_after_bytes, 100);
+
+    // With a listing, a recorded upload that is not listed is gone already.
+    let listed = ServerInventory {
+        uploads_not_listable: false,
+        ..inv
+    };
+    let p = plan(&listed, &rows, &up, &["shop"]);
+    assert_eq!(p.open_uploads, OpenUploads::Listed);
+    assert!(p.aborts.is_empty(), "{:?}", p.aborts);
 }

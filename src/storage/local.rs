@@ -227,6 +227,10 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities::ALL
+    }
+
     async fn list_multipart(&self, prefix: &str) -> StorageResult<Vec<PendingUpload>> {
         let dir = self.root.join(UPLOADS);
         let prefix = prefix.to_string();

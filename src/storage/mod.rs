@@ -10,6 +10,7 @@
 //! enough space", …). No message includes a credential or a raw response
 //! body.
 
+mod caps;
 mod idle;
 mod local;
 mod read;
@@ -17,6 +18,7 @@ mod retry;
 mod s3;
 mod source;
 
+pub use caps::{Capabilities, Support, probe as probe_capabilities};
 pub use idle::transfers;
 pub use local::LocalStore;
 pub use read::ResumingRead;
@@ -82,6 +84,27 @@ pub enum StorageError {
     /// A `local` server's directory does not exist (an unmounted disk?).
     #[error("{server}: directory missing — is it mounted? ({} does not exist; sitebackup never creates a local server's directory)", .path.display())]
     DirectoryMissing { server: String, path: std::path::PathBuf },
+    /// The server does not implement a call (`501 NotImplemented` or the
+    /// like). On an optional call the caller carries on without it (see
+    /// [`caps`]); on an essential one the server cannot take the job.
+    #[error(
+        "{server} does not implement {operation} (it answered {code}); sitebackup cannot work without it on this server"
+    )]
+    Unsupported {
+        server: String,
+        operation: &'static str,
+        code: String,
+    },
+    /// The request was signed for another region than the server's.
+    #[error(
+        "Region mismatch on {server}: requests are signed for region {configured:?}{}. Set the server's region (`region`, S3_SERVER_N_REGION) to the one its provider gives for the bucket",
+        .expected.as_ref().map(|r| format!(", but the server expects {r:?}")).unwrap_or_else(|| ", which the server refused".into())
+    )]
+    Region {
+        server: String,
+        configured: String,
+        expected: Option<String>,
+    },
     #[error("{server}: {operation} failed: {detail}")]
     Other {
         server: String,
@@ -97,7 +120,9 @@ impl StorageError {
             StorageError::Credentials { .. }
             | StorageError::BucketNotFound { .. }
             | StorageError::NoSpace { .. }
-            | StorageError::DirectoryMissing { .. } => ErrorClass::NextServer,
+            | StorageError::DirectoryMissing { .. }
+            | StorageError::Unsupported { .. }
+            | StorageError::Region { .. } => ErrorClass::NextServer,
             StorageError::Connection { .. } => ErrorClass::Retry,
             StorageError::Idle { .. } => ErrorClass::NextServer,
             StorageError::NotFound { .. } | StorageError::Changed { .. } => ErrorClass::Fatal,
@@ -124,6 +149,8 @@ impl StorageError {
             StorageError::Idle { .. } => "idle_timeout",
             StorageError::Changed { .. } => "changed",
             StorageError::DirectoryMissing { .. } => "directory_missing",
+            StorageError::Unsupported { .. } => "unsupported",
+            StorageError::Region { .. } => "region",
             StorageError::Other { .. } => "error",
         }
     }
@@ -193,7 +220,15 @@ pub trait ObjectStore: Send + Sync {
     ) -> StorageResult<CompletedPart>;
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> StorageResult<()>;
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()>;
+    /// Open multipart uploads under `prefix`. An optional call: a server
+    /// that does not implement it answers [`StorageError::Unsupported`]
+    /// (see [`caps`]).
     async fn list_multipart(&self, prefix: &str) -> StorageResult<Vec<PendingUpload>>;
+    /// Which optional calls the server implements, as far as this store
+    /// has seen.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
 
     /// A small object in one request (checksum sidecars).
     async fn put_small(&self, key: &str, data: Bytes) -> StorageResult<()>;

@@ -51,8 +51,10 @@ mod signed;
 
 pub use signed::crc32c_base64;
 
+use super::caps::{CapabilityState, Support};
 use super::{
-    CompletedPart, ErrorClass, ObjectInfo, ObjectRead, ObjectStore, PendingUpload, StorageError, StorageResult,
+    Capabilities, CompletedPart, ErrorClass, ObjectInfo, ObjectRead, ObjectStore, PendingUpload, StorageError,
+    StorageResult,
 };
 use crate::config::{NetworkConfig, S3Server};
 use async_trait::async_trait;
@@ -62,7 +64,6 @@ use s3::creds::Credentials;
 use s3::error::S3Error;
 use s3::region::Region;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const CONTENT_TYPE: &str = "application/zstd";
@@ -77,6 +78,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct S3Store {
     name: String,
     bucket_name: String,
+    /// The configured region (requests are signed for it).
+    region: String,
     bucket: Box<Bucket>,
     check_bucket: Box<Bucket>,
     /// For the hand-signed part PUTs and GETs: a connect timeout, no
@@ -84,9 +87,10 @@ pub struct S3Store {
     client: reqwest::Client,
     /// No byte moved for this long: the request fails.
     idle: Duration,
-    /// The server refused `x-amz-checksum-algorithm`: uploads are created
+    /// Optional calls the server implements, as learnt during the run.
+    /// When it refused `x-amz-checksum-algorithm`, uploads are created
     /// without it and parts sent without a checksum.
-    unchecked: AtomicBool,
+    caps: CapabilityState,
 }
 
 /// Servers already reported as checking no part checksum (log once).
@@ -129,21 +133,22 @@ impl S3Store {
         Ok(Self {
             client,
             idle,
-            unchecked: AtomicBool::new(false),
+            caps: CapabilityState::default(),
             name,
             bucket_name: cfg.bucket.clone(),
+            region: cfg.region.clone(),
             bucket,
             check_bucket,
         })
     }
 
     fn parts_unchecked(&self) -> bool {
-        self.unchecked.load(Ordering::Relaxed)
+        self.caps.get().part_checksums == Support::Unsupported
     }
 
     /// From now on send parts without a checksum; say so once per server.
     fn mark_parts_unchecked(&self, why: &str) {
-        self.unchecked.store(true, Ordering::Relaxed);
+        self.caps.set_part_checksums(Support::Unsupported);
         self.log_unverified(why);
     }
 
@@ -163,7 +168,7 @@ impl S3Store {
     }
 
     fn err(&self, operation: &'static str, e: S3Error) -> StorageError {
-        classify(&self.name, &self.bucket_name, operation, e)
+        classify(&self.name, &self.bucket_name, operation, e).with_region(&self.region)
     }
 
     /// The idle window passed with no byte moving during `action`.
@@ -178,9 +183,42 @@ impl S3Store {
 
 /// The `<Code>` element of an S3 XML error body, if any.
 fn error_code(body: &str) -> Option<String> {
-    let start = body.find("<Code>")? + "<Code>".len();
-    let end = body[start..].find("</Code>")? + start;
-    Some(body[start..end].trim().to_string())
+    xml_element(body, "Code")
+}
+
+/// The text of the first `<name>` element of `body` (error bodies are
+/// flat), bounded and without markup.
+fn xml_element(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    let text = body[start..end].trim();
+    (!text.is_empty() && text.len() <= 64 && !text.contains('<')).then(|| text.to_string())
+}
+
+/// A region the server says it expects (AWS and Garage name theirs in
+/// `<Region>` of an `AuthorizationHeaderMalformed` answer).
+fn expected_region(body: &str) -> Option<String> {
+    xml_element(body, "Region").filter(|r| r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+impl StorageError {
+    /// A region refusal ([`classify`] leaves the configured region empty)
+    /// names the region the requests were signed for.
+    fn with_region(self, region: &str) -> Self {
+        match self {
+            StorageError::Region {
+                server,
+                configured,
+                expected,
+            } if configured.is_empty() => StorageError::Region {
+                server,
+                configured: region.to_string(),
+                expected: expected.filter(|e| e != region),
+            },
+            other => other,
+        }
+    }
 }
 
 /// Map a rust-s3 error to a classified [`StorageError`]. Response bodies are
@@ -191,6 +229,25 @@ pub(super) fn classify(server: &str, bucket: &str, operation: &'static str, e: S
         S3Error::HttpFailWithBody(status, body) => {
             let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
             match code.as_str() {
+                "AuthorizationHeaderMalformed" | "InvalidRegion" | "IllegalLocationConstraintException"
+                    if expected_region(&body).is_some() || body.to_ascii_lowercase().contains("region") =>
+                {
+                    StorageError::Region {
+                        server,
+                        configured: String::new(),
+                        expected: expected_region(&body),
+                    }
+                }
+                "NotImplemented" => StorageError::Unsupported {
+                    server,
+                    operation,
+                    code,
+                },
+                _ if status == 501 => StorageError::Unsupported {
+                    server,
+                    operation,
+                    code,
+                },
                 "InvalidAccessKeyId"
                 | "SignatureDoesNotMatch"
                 | "AccessDenied"
@@ -321,11 +378,7 @@ impl ObjectStore for S3Store {
         if !self.parts_unchecked() {
             match self.initiate(key, metadata, true).await {
                 // An answer, not a lost reply: asking again opens no second upload.
-                Err(StorageError::Http {
-                    status: 400 | 501,
-                    code,
-                    ..
-                }) => {
+                Err(StorageError::Http { status: 400, code, .. } | StorageError::Unsupported { code, .. }) => {
                     self.mark_parts_unchecked(&format!("it refused x-amz-checksum-algorithm: {code}"));
                 }
                 other => return other,
@@ -349,19 +402,45 @@ impl ObjectStore for S3Store {
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
-        match self.bucket.abort_upload(key, upload_id).await {
-            Ok(()) => Ok(()),
-            Err(S3Error::HttpFailWithBody(404, body)) if error_code(&body).as_deref() == Some("NoSuchUpload") => Ok(()),
-            Err(e) => Err(self.err("abort upload", e)),
+        match self.abort(key, upload_id).await {
+            // s3s-fs answers AccessDenied for an upload id it does not know
+            // (already aborted or completed). When the same credentials can
+            // list the bucket, that is what it means.
+            Err(StorageError::Credentials { code, .. }) if self.check("").await.is_ok() => {
+                tracing::warn!(
+                    server = %self.name, key, upload_id,
+                    "Abort answered {code} although the bucket can be listed: taking the upload as already gone."
+                );
+                Ok(())
+            }
+            other => other,
         }
     }
 
     async fn list_multipart(&self, prefix: &str) -> StorageResult<Vec<PendingUpload>> {
-        let pages = self
-            .bucket
-            .list_multiparts_uploads(Some(prefix), None)
-            .await
-            .map_err(|e| self.err("list uploads", e))?;
+        const OP: &str = "ListMultipartUploads";
+        if self.caps.get().list_uploads == Support::Unsupported {
+            return Err(StorageError::Unsupported {
+                server: self.name.clone(),
+                operation: OP,
+                code: "NotImplemented, earlier in this run".into(),
+            });
+        }
+        let pages = match self.bucket.list_multiparts_uploads(Some(prefix), None).await {
+            Ok(pages) => pages,
+            Err(e) => {
+                let e = self.err(OP, e);
+                if let StorageError::Unsupported { code, .. } = &e {
+                    self.caps.set_list_uploads(Support::Unsupported);
+                    tracing::info!(
+                        server = %self.name,
+                        "The server does not list open multipart uploads ({code}): uploads this catalog recorded are still aborted by id."
+                    );
+                }
+                return Err(e);
+            }
+        };
+        self.caps.set_list_uploads(Support::Supported);
         Ok(pages
             .into_iter()
             .flat_map(|p| p.uploads)
@@ -373,6 +452,10 @@ impl ObjectStore for S3Store {
                     .map(|t| t.with_timezone(&chrono::Utc)),
             })
             .collect())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.caps.get()
     }
 
     async fn put_small(&self, key: &str, data: Bytes) -> StorageResult<()> {
@@ -431,33 +514,4 @@ impl ObjectStore for S3Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_codes_are_extracted_and_classified() {
-        let body = "<?xml version=\"1.0\"?><Error><Code>InvalidAccessKeyId</Code><Message>x</Message></Error>";
-        assert_eq!(error_code(body).as_deref(), Some("InvalidAccessKeyId"));
-        let e = classify(
-            "server 1 (h/b)",
-            "b",
-            "list",
-            S3Error::HttpFailWithBody(403, body.into()),
-        );
-        assert!(matches!(e, StorageError::Credentials { .. }));
-        let e = classify(
-            "s",
-            "b",
-            "list",
-            S3Error::HttpFailWithBody(404, "<Error><Code>NoSuchBucket</Code></Error>".into()),
-        );
-        assert!(matches!(e, StorageError::BucketNotFound { .. }));
-        let e = classify(
-            "s",
-            "b",
-            "put",
-            S3Error::HttpFailWithBody(503, "<Error><Code>SlowDown</Code></Error>".into()),
-        );
-        assert_eq!(e.class(), ErrorClass::Retry);
-    }
-}
+mod tests;

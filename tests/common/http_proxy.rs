@@ -3,6 +3,11 @@
 //! fresh connection (`Connection: close`), and sends the response back,
 //! except where a [`Fault`] says otherwise. Requests are counted, so a test
 //! can assert what the client did. Lives until the test process exits.
+//!
+//! It also serves as an HTTP forward proxy (`http_proxy=`): a request in
+//! absolute form (`GET http://bucket.s3.localhost:P/key`) goes to the same
+//! upstream in origin form with its `Host` header as it is, which is how a
+//! test reaches virtual-hosted-style names that do not resolve here.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -30,7 +35,19 @@ pub enum Fault {
     /// Remove `x-amz-checksum-*` headers from every answer: a server that
     /// ignores part checksums.
     HideChecksums,
+    /// Append [`MANGLED_SUFFIX`] (`+`, `/`, `=`: characters SigV4 wants
+    /// percent-encoded in a query) to the upload id in every
+    /// CreateMultipartUpload answer: a provider that issues such ids. Later
+    /// requests naming the id go to the server as sent, which checks their
+    /// signature before it finds no such upload.
+    MangleUploadIds,
+    /// Answer every UploadPart with `501 NotImplemented` (not forwarded): a
+    /// server without an essential call.
+    PartsNotImplemented,
 }
+
+/// What [`Fault::MangleUploadIds`] appends to upload ids.
+pub const MANGLED_SUFFIX: &str = "+a/b=c==";
 
 /// One request seen by the proxy.
 #[derive(Debug, Clone)]
@@ -89,6 +106,7 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
         let Some((head, mut body)) = read_request(&mut reader) else {
             return;
         };
+        let head = origin_form(&head);
         let request_line = head.lines().next().unwrap_or_default().to_string();
         let mut parts = request_line.split_whitespace();
         let (method, target) = (
@@ -132,6 +150,18 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
         {
             std::thread::sleep(delay);
         }
+        if fault == Fault::PartsNotImplemented && is_part {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NotImplemented</Code><Message>UploadPart is not implemented</Message></Error>";
+            let response = format!(
+                "HTTP/1.1 501 Not Implemented\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            log.lock().unwrap()[index].status = Some(501);
+            if writer.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         if fault == Fault::HangCreateUpload && is_create {
             std::thread::sleep(std::time::Duration::from_secs(600));
             return;
@@ -147,15 +177,75 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, log: &Mutex<Vec<Seen>>
         if drop_reply {
             return; // the server did the work; the client never hears of it
         }
-        let response = if fault == Fault::HideChecksums {
-            without_checksum_headers(response)
-        } else {
-            response
+        let response = match fault {
+            Fault::HideChecksums => without_checksum_headers(response),
+            Fault::MangleUploadIds if is_create => with_mangled_upload_id(response),
+            _ => response,
         };
         if writer.write_all(&response).is_err() {
             return;
         }
     }
+}
+
+/// The head with an absolute-form request target (`http://host/path`, as
+/// sent to a forward proxy) put in origin form (`/path`).
+fn origin_form(head: &str) -> String {
+    let Some((line, rest)) = head.split_once("\r\n") else {
+        return head.to_string();
+    };
+    let mut parts = line.splitn(3, ' ');
+    let (method, target, version) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let Some(after_scheme) = target.strip_prefix("http://") else {
+        return head.to_string();
+    };
+    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    format!("{method} {path} {version}\r\n{rest}")
+}
+
+/// Head and body of a response, the body de-chunked.
+fn split_response(response: &[u8]) -> Option<(String, Vec<u8>)> {
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    let mut body = response[end + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16).ok()?;
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    Some((head, body))
+}
+
+/// The response with [`MANGLED_SUFFIX`] after its `<UploadId>`.
+fn with_mangled_upload_id(response: Vec<u8>) -> Vec<u8> {
+    let Some((head, body)) = split_response(&response) else {
+        return response;
+    };
+    let text = String::from_utf8_lossy(&body).replace("</UploadId>", &format!("{MANGLED_SUFFIX}</UploadId>"));
+    let mut out: Vec<u8> = head
+        .split("\r\n")
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.starts_with("content-length:") && !l.starts_with("transfer-encoding:")
+        })
+        .flat_map(|l| format!("{l}\r\n").into_bytes())
+        .collect();
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", text.len()).as_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out
 }
 
 /// The request head (with its final blank line) and body, or `None` at EOF.

@@ -1,6 +1,6 @@
 //! Shared helpers for integration tests: the rig started by
-//! `scripts/test-env.sh` (Garage on loopback), the real binary, and
-//! independent cross-checks with `aws`, `zstd` and `tar`.
+//! `scripts/test-env.sh` (Garage and s3s-fs on loopback), the real binary,
+//! and independent cross-checks with `aws`, `zstd` and `tar`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -19,13 +19,29 @@ pub use fixtures::*;
 #[allow(unused_imports)]
 pub use throttle::*;
 
-/// The S3 rig. Tests fail loudly (never skip) when it is not running.
+/// Which S3 implementation a [`Rig`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Kind {
+    /// Garage: implements every call sitebackup uses.
+    Garage,
+    /// s3s-fs: objects as files; no ListMultipartUploads (501), ignores
+    /// If-Match, answers AccessDenied to an abort of an unknown upload id,
+    /// accepts any region.
+    S3sFs,
+}
+
+/// One S3 server of the rig. Tests fail loudly (never skip) when it is not
+/// running.
+#[derive(Debug, Clone)]
 pub struct Rig {
+    pub kind: S3Kind,
     pub endpoint: String,
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
     pub buckets: Vec<String>,
+    /// s3s-fs's data directory: where its open uploads can be seen.
+    pub data_dir: Option<PathBuf>,
 }
 
 fn need(var: &str) -> String {
@@ -34,14 +50,78 @@ fn need(var: &str) -> String {
     })
 }
 
+/// Define tests that run once per S3 server of the rig: for each
+/// `fn name(rig: &Rig)` listed, `garage::name` and `s3s_fs::name`.
+#[macro_export]
+macro_rules! per_server {
+    ($($name:ident),* $(,)?) => {
+        mod garage {
+            $( #[test] fn $name() { super::$name(&super::common::Rig::garage()) } )*
+        }
+        mod s3s_fs {
+            $( #[test] fn $name() { super::$name(&super::common::Rig::s3s()) } )*
+        }
+    };
+}
+
 impl Rig {
+    /// Garage, the rig's first S3 server.
     pub fn get() -> Self {
+        Self::garage()
+    }
+
+    pub fn garage() -> Self {
         Self {
+            kind: S3Kind::Garage,
             endpoint: need("SB_TEST_S3_ENDPOINT"),
             region: need("SB_TEST_S3_REGION"),
             access_key: need("SB_TEST_S3_ACCESS_KEY"),
             secret_key: need("SB_TEST_S3_SECRET_KEY"),
             buckets: need("SB_TEST_BUCKETS").split_whitespace().map(String::from).collect(),
+            data_dir: None,
+        }
+    }
+
+    pub fn s3s() -> Self {
+        Self {
+            kind: S3Kind::S3sFs,
+            endpoint: need("SB_TEST_S3S_ENDPOINT"),
+            region: need("SB_TEST_S3S_REGION"),
+            access_key: need("SB_TEST_S3S_ACCESS_KEY"),
+            secret_key: need("SB_TEST_S3S_SECRET_KEY"),
+            buckets: need("SB_TEST_S3S_BUCKETS")
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+            data_dir: Some(PathBuf::from(need("SB_TEST_S3S_DATA_DIR"))),
+        }
+    }
+
+    /// Every S3 server of the rig.
+    pub fn all() -> Vec<Self> {
+        vec![Self::garage(), Self::s3s()]
+    }
+
+    /// Whether the server implements ListMultipartUploads.
+    pub fn lists_uploads(&self) -> bool {
+        self.kind == S3Kind::Garage
+    }
+
+    /// The server as an S3 server config (path-style) on `bucket`.
+    pub fn server_config(&self, id: u32, bucket: &str) -> sitebackup::config::ServerConfig {
+        use sitebackup::config::{Endpoint, S3Server, Secret, ServerConfig, ServerKind};
+        ServerConfig {
+            id,
+            storage_limit_bytes: 1_000_000_000,
+            kind: ServerKind::S3(S3Server {
+                endpoint: Endpoint::parse(&self.endpoint).unwrap(),
+                region: self.region.clone(),
+                bucket: bucket.to_string(),
+                access_key: Secret::new(self.access_key.clone()),
+                secret_key: Secret::new(self.secret_key.clone()),
+                session_token: None,
+                path_style: true,
+            }),
         }
     }
 
@@ -110,12 +190,34 @@ impl Rig {
             .collect()
     }
 
+    /// Keys of the open multipart uploads under `prefix`: per `aws s3api
+    /// list-multipart-uploads` on Garage; on s3s-fs, which cannot list
+    /// them, from the upload files in its data directory (one
+    /// `.bucket-B.object-K.upload-ID.metadata.json` per open upload, names
+    /// in unpadded URL-safe base64).
     pub fn pending_uploads(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let v = self.s3api(&["list-multipart-uploads", "--bucket", bucket, "--prefix", prefix]);
-        v["Uploads"]
-            .as_array()
-            .map(|a| a.iter().map(|u| u["Key"].as_str().unwrap().to_string()).collect())
-            .unwrap_or_default()
+        let Some(data) = &self.data_dir else {
+            let v = self.s3api(&["list-multipart-uploads", "--bucket", bucket, "--prefix", prefix]);
+            return v["Uploads"]
+                .as_array()
+                .map(|a| a.iter().map(|u| u["Key"].as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+        };
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let head = format!(".bucket-{}.object-", b64.encode(bucket));
+        let mut keys: Vec<String> = std::fs::read_dir(data)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().ok()?;
+                let rest = name.strip_prefix(&head)?.strip_suffix(".metadata.json")?;
+                let (key, _id) = rest.split_once(".upload-")?;
+                String::from_utf8(b64.decode(key).ok()?).ok()
+            })
+            .filter(|k| k.starts_with(prefix))
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Download an object with `aws s3 cp` into `dest`.

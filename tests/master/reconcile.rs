@@ -117,3 +117,44 @@ fn reconcile_dry_run_changes_nothing_then_a_real_run_corrects_usage_and_aborts_s
     );
     assert_eq!(usage(&m, pid, &node).0, json!(2010));
 }
+
+/// On a provider that cannot list open uploads (s3s-fs answers
+/// ListMultipartUploads with 501), reconcile still lists the objects,
+/// finds the missing archive and corrects usage; it reports no stale
+/// upload rather than failing the provider.
+#[test]
+fn reconcile_on_a_provider_without_upload_listing_still_corrects_usage() {
+    let rig = Rig::s3s();
+    let bucket = &rig.buckets[2];
+    let m = Master::start("reconcile-s3s");
+    let pid = m.create_provider(&Master::provider_body(&rig, "s3s", bucket, true))["id"]
+        .as_i64()
+        .unwrap();
+    let (node, token) = m.add_node("web-s3s");
+    let (_, site) = m.call(
+        "PUT",
+        "/api/v1/node/sites/shop",
+        Some(&token),
+        Some(&json!({"period_secs": 3600})),
+    );
+    let site = site["site_uuid"].as_str().unwrap().to_string();
+    let keys: Vec<String> = (1..=2).map(|d| archive_key(&node, &site, "shop", d)).collect();
+    for (i, key) in keys.iter().enumerate() {
+        put_object(&rig, bucket, key, 1000, m.ws.path());
+        let report = json!({
+            "key": key, "site_uuid": site, "provider_id": pid, "size_bytes": 1000,
+            "sha256": "ab".repeat(32), "created_at": format!("2025-01-0{}T08:30:00Z", i + 1)
+        });
+        assert_eq!(
+            m.call("POST", "/api/v1/node/archives", Some(&token), Some(&report)).0,
+            201
+        );
+    }
+    rig.s3api(&["delete-object", "--bucket", bucket, "--key", &keys[0]]);
+    let (status, report) = m.admin("POST", "/api/v1/storage/reconcile?dry_run=false", None);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["providers"][0]["ok"], true, "{report}");
+    assert_eq!(report["missing_archives"][0]["key"], keys[0], "{report}");
+    assert_eq!(report["stale_uploads"], json!([]), "{report}");
+    assert_eq!(usage(&m, pid, &node), (json!(1000), json!(1000), json!(1000)));
+}

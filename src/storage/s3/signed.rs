@@ -1,7 +1,15 @@
 //! Our own SigV4-signed requests (see the parent module for why): part
 //! `PUT`s and ranged, version-pinned `GET`s, both timed by silence, never
-//! by total duration; and CompleteMultipartUpload, because rust-s3's
-//! `Part` cannot carry the parts' checksums.
+//! by total duration; CompleteMultipartUpload, because rust-s3's `Part`
+//! cannot carry the parts' checksums; and AbortMultipartUpload, because
+//! rust-s3 writes the upload id into the URL as it is.
+//!
+//! Every request that names an upload id goes through here: SigV4 wants
+//! each query value percent-encoded (all but `A-Z a-z 0-9 - _ . ~`), and an
+//! id with `+`, `=` or `/` (providers issue such ids) sent raw is read
+//! differently by the server (`+` as a space) than it was signed, so a
+//! strict server refuses the signature or acts on another id. Keys follow
+//! SigV4's path rules: the same set, with `/` kept.
 //!
 //! Every request carries `x-amz-security-token` when the server has a
 //! session token. A part carries `x-amz-checksum-crc32c` (hardware CRC32C,
@@ -20,6 +28,8 @@ use http::{HeaderMap, HeaderValue, header};
 use s3::error::S3Error;
 
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
+/// SHA-256 of an empty body.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /// The part checksum header, sent and echoed back.
 pub(super) const CRC32C_HEADER: &str = "x-amz-checksum-crc32c";
 
@@ -59,12 +69,9 @@ impl S3Store {
                 "[year][month][day]T[hour][minute][second]Z"
             ))
             .map_err(|e| S3Error::Io(std::io::Error::other(e)))?;
-        let mut url = url::Url::parse(&format!("{}/{}", self.bucket.url(), signing::uri_encode(key, false)))?;
+        let mut url = url::Url::parse(&format!("{}/{}", self.bucket.url(), object_path(key)))?;
         if !query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in query {
-                pairs.append_pair(k, v);
-            }
+            url.set_query(Some(&query_string(query)));
         }
         let mut headers = extra;
         headers.insert(header::HOST, HeaderValue::from_str(&self.bucket.host())?);
@@ -162,7 +169,10 @@ impl S3Store {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let checksum_crc32c = match (checksum, echoed) {
-            (Some(sent), Some(echoed)) if sent == echoed => Some(sent),
+            (Some(sent), Some(echoed)) if sent == echoed => {
+                self.caps.set_part_checksums(super::Support::Supported);
+                Some(sent)
+            }
             (Some(_), Some(_)) => {
                 return Err(StorageError::Other {
                     server: self.name.clone(),
@@ -225,6 +235,39 @@ impl S3Store {
         Ok(())
     }
 
+    /// AbortMultipartUpload. An upload that is already gone
+    /// (`NoSuchUpload`) counts as aborted.
+    pub(super) async fn abort(&self, key: &str, upload_id: &str) -> StorageResult<()> {
+        const OP: &str = "abort upload";
+        let (url, headers) = self
+            .sign_payload(
+                "DELETE",
+                key,
+                &[("uploadId", upload_id.to_string())],
+                HeaderMap::new(),
+                EMPTY_SHA256,
+            )
+            .await
+            .map_err(|e| self.err(OP, e))?;
+        let resp = self
+            .client
+            .delete(url)
+            .headers(headers)
+            .timeout(CONTROL_TIMEOUT.max(self.idle))
+            .send()
+            .await
+            .map_err(|e| self.err(OP, S3Error::Reqwest(e)))?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let body = self.error_body(resp).await;
+        if status == 404 && super::error_code(&body).as_deref() == Some("NoSuchUpload") {
+            return Ok(());
+        }
+        Err(self.err(OP, S3Error::HttpFailWithBody(status, body)))
+    }
+
     /// GetObject from `offset` (a `Range` request when not 0), pinned to
     /// `version` (`If-Match`) when given.
     pub(super) async fn get_range(&self, key: &str, offset: u64, version: Option<&str>) -> StorageResult<ObjectRead> {
@@ -239,6 +282,7 @@ impl S3Store {
             let range = HeaderValue::from_str(&format!("bytes={offset}-")).map_err(|e| self.err(OP, e.into()))?;
             extra.insert(header::RANGE, range);
         }
+        let version_wanted = version;
         if let Some(v) = version {
             let value = HeaderValue::from_str(v).map_err(|_| changed(format!("unusable ETag {v:?}")))?;
             extra.insert(header::IF_MATCH, value);
@@ -294,6 +338,13 @@ impl S3Store {
             resp.content_length()
         };
         let version = text(header::ETAG).filter(|e| !e.is_empty());
+        // A server may ignore If-Match (s3s-fs does): the ETag it answered
+        // with still tells.
+        if let (Some(wanted), Some(got)) = (version_wanted, version.as_deref())
+            && wanted != got
+        {
+            return Err(changed(format!("its ETag is now {got}")));
+        }
         Ok(ObjectRead {
             stream: self.idle_timed(resp.bytes_stream().boxed(), action()),
             size,
@@ -342,6 +393,35 @@ impl S3Store {
         })
         .boxed()
     }
+}
+
+/// The characters SigV4 leaves as they are: `A-Z a-z 0-9 - _ . ~`.
+const SIGV4_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+/// The same, with `/` kept too (object keys in a path).
+const SIGV4_KEEP_SLASH: &percent_encoding::AsciiSet = &SIGV4_KEEP.remove(b'/');
+
+/// An object key as a URL path (SigV4's path rule: `/` stays).
+fn object_path(key: &str) -> String {
+    percent_encoding::utf8_percent_encode(key, SIGV4_KEEP_SLASH).to_string()
+}
+
+/// A query string as SigV4 canonicalises it: names and values
+/// percent-encoded (upper-case hex, `+`, `=`, `/` and spaces too), pairs
+/// sorted. Sending exactly this leaves the server nothing to read
+/// differently from what was signed.
+fn query_string(pairs: &[(&str, String)]) -> String {
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SIGV4_KEEP).to_string();
+    let mut encoded: Vec<(String, String)> = pairs.iter().map(|(k, v)| (enc(k), enc(v))).collect();
+    encoded.sort();
+    encoded
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The CompleteMultipartUpload document; with `<ChecksumCRC32C>` per part
@@ -406,6 +486,28 @@ mod tests {
         );
         let one = complete_body(&[part(1, Some("AAAAAA==")), part(2, None)]);
         assert!(!one.contains("Checksum"), "{one}");
+    }
+
+    #[test]
+    fn upload_ids_and_keys_are_encoded_as_sigv4_wants() {
+        let q = query_string(&[
+            ("uploadId", "a+b=c/d e~f_g-h.i".to_string()),
+            ("partNumber", "7".to_string()),
+        ]);
+        assert_eq!(q, "partNumber=7&uploadId=a%2Bb%3Dc%2Fd%20e~f_g-h.i");
+        assert_eq!(query_string(&[("uploadId", "é*!".into())]), "uploadId=%C3%A9%2A%21");
+        assert_eq!(
+            object_path("host/2024/01/02/a b+c=d~e.tar.zst"),
+            "host/2024/01/02/a%20b%2Bc%3Dd~e.tar.zst"
+        );
+        // rust-s3's canonical form of the URL we send is the string we sent:
+        // what was signed is what the server reads.
+        let mut url = url::Url::parse("http://h:1/b/k").unwrap();
+        url.set_query(Some(&q));
+        assert_eq!(url.query(), Some(q.as_str()));
+        assert_eq!(s3::signing::canonical_query_string(&url), q);
+        let url = url::Url::parse(&format!("http://h:1/b/{}", object_path("k/a b+c"))).unwrap();
+        assert_eq!(s3::signing::canonical_uri_string(&url), "/b/k/a%20b%2Bc");
     }
 
     #[test]
