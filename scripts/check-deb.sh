@@ -225,8 +225,8 @@ ok "installed; sitebackup --version: $got_version"
 [[ ! -e /etc/systemd/system/multi-user.target.wants/$MASTER_UNIT ]] || die "$MASTER_UNIT is enabled; it must not be"
 man -w sitebackup >/dev/null || die "man cannot find sitebackup(1)"
 man -w 5 sitebackup.toml >/dev/null || die "man cannot find sitebackup.toml(5)"
-zcat /usr/share/man/man1/sitebackup.1.gz | grep -q '^.SH EXIT STATUS' || die "sitebackup(1) has no EXIT STATUS"
-zcat /usr/share/man/man1/sitebackup.1.gz | grep -q '^.SH EXAMPLES' || die "sitebackup(1) has no EXAMPLES"
+zgrep -qE '^\.SH "?EXIT STATUS"?$' /usr/share/man/man1/sitebackup.1.gz || die "sitebackup(1) has no EXIT STATUS"
+zgrep -qE '^\.SH "?EXAMPLES"?$' /usr/share/man/man1/sitebackup.1.gz || die "sitebackup(1) has no EXAMPLES"
 ok "modes 0600/0700, unit enabled, man page found"
 
 # As installed, nothing is configured: config check refuses and names the

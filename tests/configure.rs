@@ -765,3 +765,24 @@ fn a_running_daemon_gets_reload_or_restart_advice() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("apply with `systemctl restart sitebackup`"), "{err}");
 }
+
+/// The env file wins over the TOML: `configure node` refuses to edit a
+/// setting an env variable overrides, instead of saving a change that
+/// would not take effect.
+#[test]
+fn node_settings_overridden_by_the_env_file_are_refused() {
+    let mut ws = Workspace::new("node-env");
+    let backups = ws.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    ws.write_config(&format!(
+        "[[servers]]\nid = 1\ntype = \"local\"\npath = \"{}\"\n",
+        backups.display()
+    ));
+    let before = std::fs::read(config_file(&ws)).unwrap();
+    ws.set_env([("SITEBACKUP_MODE".to_string(), "standalone".to_string())]);
+    let out = run(&ws, &["configure", "node", "disable"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("SITEBACKUP_MODE"), "{err}");
+    assert_eq!(std::fs::read(config_file(&ws)).unwrap(), before, "nothing written");
+}

@@ -404,12 +404,23 @@ impl ObjectStore for S3Store {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
         match self.abort(key, upload_id).await {
             // s3s-fs answers AccessDenied for an upload id it does not know
-            // (already aborted or completed). When the same credentials can
-            // list the bucket, that is what it means.
-            Err(StorageError::Credentials { code, .. }) if self.check("").await.is_ok() => {
+            // (already aborted or completed). But on AWS the same answer
+            // means a key without s3:AbortMultipartUpload, and the upload
+            // stays open and billed. So it is taken as gone only when the
+            // upload is not listed as open, or (a server that cannot list
+            // open uploads, like s3s-fs) the bucket itself can be listed.
+            Err(e @ StorageError::Credentials { .. }) => {
+                let gone = match self.list_multipart(key).await {
+                    Ok(open) => !open.iter().any(|u| u.upload_id == upload_id),
+                    Err(StorageError::Unsupported { .. }) => self.check("").await.is_ok(),
+                    Err(_) => false,
+                };
+                if !gone {
+                    return Err(e);
+                }
                 tracing::warn!(
                     server = %self.name, key, upload_id,
-                    "Abort answered {code} although the bucket can be listed: taking the upload as already gone."
+                    "Abort was refused ({e}), but the upload is not open any more: taking it as already gone."
                 );
                 Ok(())
             }

@@ -316,19 +316,20 @@ fn keep_backup(path: &Path, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let backup = dir.join(format!("{name}.bak"));
     let tmp = dir.join(format!(".{name}.bak.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    if std::fs::hard_link(path, &tmp).is_err() {
-        let mut from = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut to = crate::private::create_new(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::io::copy(&mut from, &mut to).with_context(|| format!("cannot write {}", tmp.display()))?;
-        to.sync_all()
-            .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-    }
+    // A copy into a new 0600 file, not a hard link: the previous file may
+    // have been readable by others, and its secrets must not stay so in
+    // the backup once the new file is private.
+    let mut from = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut to = crate::private::create_new(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::io::copy(&mut from, &mut to).with_context(|| format!("cannot write {}", tmp.display()))?;
+    to.sync_all()
+        .with_context(|| format!("cannot fsync {}", tmp.display()))?;
     std::fs::rename(&tmp, &backup).with_context(|| format!("cannot write {}", backup.display()))?;
     Ok(backup)
 }
 
 /// Problems of the configuration that concern keys under `prefix`
-/// (`servers[id=2]`, `sites[blog]`, `master`).
+/// (`servers[id=2]`, `sites[name=blog]`, `master`).
 pub fn problems_under(e: &ConfigError, prefix: &str) -> Vec<Problem> {
     e.problems().into_iter().filter(|p| p.key.starts_with(prefix)).collect()
 }

@@ -69,8 +69,36 @@ pub fn check_spec(spec: &NodeSpec) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// The variables that would override what `configure node` writes into
+/// the TOML: the env file's or the process environment's value wins, so
+/// an edit of the TOML would be saved but not take effect.
+const NODE_VARS: [&str; 5] = [
+    "SITEBACKUP_MODE",
+    "SITEBACKUP_MASTER_URL",
+    "SITEBACKUP_MASTER_NODE_UUID",
+    "SITEBACKUP_MASTER_TOKEN_FILE",
+    "SITEBACKUP_MASTER_CA_FILE",
+];
+
+/// Refuse to edit node settings that an environment variable overrides.
+pub fn refuse_overridden() -> Result<(), UsageError> {
+    let set: Vec<&str> = NODE_VARS
+        .into_iter()
+        .filter(|name| crate::config::env_var(name).is_some())
+        .collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "{} set in the env file or the environment, and it wins over the TOML file that configure edits: \
+         change or remove it there first",
+        set.join(", ")
+    )))
+}
+
 /// Make the draft a node of the master in `spec`.
 pub fn set(draft: &mut Draft, spec: &NodeSpec) -> anyhow::Result<()> {
+    refuse_overridden()?;
     check_spec(spec).map_err(UsageError)?;
     doc::set(draft.doc.as_table_mut(), "mode", "node");
     if !draft.doc.get("master").is_some_and(Item::is_table) {
@@ -95,8 +123,10 @@ pub fn set(draft: &mut Draft, spec: &NodeSpec) -> anyhow::Result<()> {
 }
 
 /// Back to standalone mode; `[master]` stays for a later switch back.
-pub fn disable(draft: &mut Draft) {
+pub fn disable(draft: &mut Draft) -> Result<(), UsageError> {
+    refuse_overridden()?;
     doc::set(draft.doc.as_table_mut(), "mode", "standalone");
+    Ok(())
 }
 
 /// Sync once with the master as this node: proves the URL, the TLS trust,

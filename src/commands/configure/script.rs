@@ -111,7 +111,7 @@ pub async fn run(paths: Paths, command: &ConfigureCommand, json: bool) -> anyhow
         }
         ConfigureCommand::Node(NodeSetupCommand::Set(args)) => node_set(draft, args, &mut stdin, json).await,
         ConfigureCommand::Node(NodeSetupCommand::Disable) => {
-            node::disable(&mut draft);
+            node::disable(&mut draft)?;
             save(draft, json)
         }
     }

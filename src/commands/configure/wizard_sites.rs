@@ -104,7 +104,7 @@ fn add_site(ui: &Ui, draft: &mut Draft) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Err(e) = trial.validate() {
-        let problems = problems_under(&e, &format!("sites[{name}]"));
+        let problems = problems_under(&e, &format!("sites[name={name}]"));
         if !problems.is_empty() {
             ui.say("✘ The site's settings are not valid:");
             for p in problems {
@@ -134,11 +134,16 @@ pub fn node_menu(ui: &Ui, draft: &mut Draft) -> anyhow::Result<()> {
     ];
     match ui.select("Node mode", &items, 0)? {
         Some(0) => set_node(ui, draft),
-        Some(1) => {
-            node::disable(draft);
-            ui.say("✔ Standalone mode (the [master] table stays, unused).");
-            Ok(())
-        }
+        Some(1) => match node::disable(draft) {
+            Ok(()) => {
+                ui.say("✔ Standalone mode (the [master] table stays, unused).");
+                Ok(())
+            }
+            Err(e) => {
+                ui.say(&format!("✘ {e}"));
+                Ok(())
+            }
+        },
         _ => Ok(()),
     }
 }
