@@ -8,7 +8,7 @@
 use crate::config::Secret;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Line {
     /// `KEY=value` (perhaps `export KEY=…`, perhaps a quoted value over
     /// several lines): the whole text, without the last newline.
@@ -18,9 +18,28 @@ enum Line {
 }
 
 /// An env file being edited.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct EnvDoc {
     lines: Vec<Line>,
+}
+
+/// The values are keys and passwords: `{:?}` shows the variable names
+/// only, so a stray debug print cannot leak them.
+impl std::fmt::Debug for EnvDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Var { key, .. } => Some(key.as_str()),
+                Line::Other(_) => None,
+            })
+            .collect();
+        f.debug_struct("EnvDoc")
+            .field("variables", &names)
+            .field("lines", &self.lines.len())
+            .finish()
+    }
 }
 
 /// Why a value cannot be written to the env file.
@@ -309,6 +328,17 @@ mod tests {
         assert_eq!(
             text,
             "# hand-written: do not remove\n\n# second server\nexport S3_SERVER_1_ENDPOINT=b.example\nS3_SERVER_1_NOTE=\"two\nlines\"\nRUST_LOG=debug\n"
+        );
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let doc = EnvDoc::parse("# note with-comment-token\nS3_SERVER_1_SECRET_KEY=hunter2-secret\n");
+        let shown = format!("{doc:?}");
+        assert!(shown.contains("S3_SERVER_1_SECRET_KEY"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("with-comment-token"),
+            "{shown}"
         );
     }
 }

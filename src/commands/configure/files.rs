@@ -52,8 +52,9 @@ impl Paths {
     }
 }
 
-/// The configuration being edited.
-#[derive(Debug, Clone)]
+/// The configuration being edited. Its `Debug` names the files only: the
+/// env text and token it holds are secrets.
+#[derive(Clone)]
 pub struct Draft {
     pub paths: Paths,
     pub doc: DocumentMut,
@@ -67,6 +68,15 @@ pub struct Draft {
     env_vars_before: BTreeMap<String, String>,
     /// A node token to write (0600) with the rest, and where.
     token: Option<(PathBuf, Secret)>,
+}
+
+impl std::fmt::Debug for Draft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Draft")
+            .field("paths", &self.paths)
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Draft::save`] wrote.
