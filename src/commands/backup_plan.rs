@@ -225,14 +225,7 @@ async fn plan_servers_for(
         Ok(t) => t,
         Err(_) => return (Vec::new(), None),
     };
-    let slots: Vec<ServerSlot> = targets
-        .iter()
-        .map(|t| ServerSlot {
-            id: t.id,
-            usage: t.usage_bytes,
-            limit: t.limit_bytes,
-        })
-        .collect();
+    let slots = ServerSlot::of(&targets);
     let prefix = config.owner().prefix();
     let mut chosen = None;
     let mut out = Vec::new();

@@ -262,14 +262,7 @@ impl BackupJob {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let slots: Vec<ServerSlot> = targets
-            .iter()
-            .map(|t| ServerSlot {
-                id: t.id,
-                usage: t.usage_bytes,
-                limit: t.limit_bytes,
-            })
-            .collect();
+        let slots = ServerSlot::of(&targets);
         let mut failures = Vec::new();
         for choice in plan_servers(&slots, estimate) {
             if self.cancel.is_cancelled() {

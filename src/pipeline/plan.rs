@@ -50,6 +50,20 @@ pub struct ServerSlot {
     pub limit: u64,
 }
 
+impl ServerSlot {
+    /// The chooser's view of each target, in order.
+    pub fn of(targets: &[crate::storage::Target]) -> Vec<ServerSlot> {
+        targets
+            .iter()
+            .map(|t| ServerSlot {
+                id: t.id,
+                usage: t.usage_bytes,
+                limit: t.limit_bytes,
+            })
+            .collect()
+    }
+}
+
 /// What to do with one server, in the order they are tried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
